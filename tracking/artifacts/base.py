@@ -1,0 +1,112 @@
+"""The ``ArtifactStore`` port: immutable, checksummed files.
+
+Keys are built by the store from validated ids and names (``runs/<run_id>/<name>/<file>``),
+never taken from a client. Every upload records SHA-256 and size; every download verifies them.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from pathlib import Path
+from typing import BinaryIO
+
+from pydantic import BaseModel, ConfigDict
+
+from tracking.validation import validate_name
+
+CHUNK_SIZE = 1024 * 1024
+
+
+class StoredObject(BaseModel):
+    """What an upload produced: where the bytes are and what they are."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uri: str
+    sha256: str
+    size: int
+
+
+class DatasetDigest(BaseModel):
+    """A dataset version: its content digest (or the object's checksum/ETag) and version id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uri: str
+    digest: str
+    digest_algorithm: str
+    size: int | None = None
+    version_id: str | None = None
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """Return the hex SHA-256 and size of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(CHUNK_SIZE):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def artifact_key(run_id: str, name: str, filename: str) -> str:
+    """The relative key of a run's artifact; every part passes the name allow-list."""
+    return "/".join(
+        (
+            "runs",
+            validate_name(run_id, "run id"),
+            validate_name(name, "artifact name"),
+            validate_name(filename, "artifact file name"),
+        )
+    )
+
+
+class ArtifactStore(abc.ABC):
+    """Immutable artifact storage (a local folder or an S3 prefix)."""
+
+    @abc.abstractmethod
+    def initialize(self) -> None:
+        """Create the folder or bucket when missing. Idempotent; used by ``tracking init``."""
+
+    @abc.abstractmethod
+    def upload(self, run_id: str, name: str, source: Path) -> StoredObject:
+        """Copy ``source`` to the run's artifact ``name`` and return its URI, SHA-256 and size.
+
+        Raises:
+            InvalidInput: the run id, name or file name breaks the allow-list, or ``source`` is
+                not a readable file.
+            AlreadyExists: the artifact exists (artifacts are never overwritten).
+            StoreUnavailable: the backend failed.
+        """
+
+    @abc.abstractmethod
+    def download(self, uri: str, destination: Path, expected_sha256: str) -> Path:
+        """Copy the artifact at ``uri`` to ``destination`` after checking its SHA-256.
+
+        The file appears at ``destination`` only when the digest matches (written to a temporary
+        name and renamed), so a reader never sees unverified bytes.
+
+        Raises:
+            NotFound: nothing at ``uri``.
+            InvalidInput: ``uri`` does not belong to this store.
+            IntegrityError: the bytes do not match ``expected_sha256``.
+        """
+
+    @abc.abstractmethod
+    def delete(self, uri: str) -> None:
+        """Remove an artifact; used only to undo an upload whose metadata write failed."""
+
+    @abc.abstractmethod
+    def exists(self, uri: str) -> bool:
+        """Whether an artifact exists at ``uri``."""

@@ -1,0 +1,512 @@
+"""The embedded default metadata store: one SQLite file in WAL mode.
+
+WAL lets a trainer write while the API reads. Each thread gets its own connection (sqlite3
+connections must not be shared across threads while in a transaction), and every write runs in
+one ``BEGIN IMMEDIATE`` transaction, so a failed call leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Run, RunStatus
+from tracking.errors import AlreadyExists, Conflict, NotFound, StoreUnavailable
+from tracking.stores._tokens import check_page_size, decode_token, encode_token
+from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    experiment_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    tags TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    experiment_id TEXT NOT NULL REFERENCES experiments(experiment_id),
+    run_name TEXT,
+    status TEXT NOT NULL,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER,
+    parent_run_id TEXT REFERENCES runs(run_id)
+);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, start_time DESC, run_id);
+CREATE TABLE IF NOT EXISTS params (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS metric_points (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL NOT NULL,
+    timestamp INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL NOT NULL,
+    timestamp INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    digest_algorithm TEXT NOT NULL,
+    size INTEGER,
+    version_id TEXT,
+    logged_at INTEGER NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SQLiteDatabase:
+    """Per-thread connections to one SQLite file, with explicit transactions."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self._schema = schema
+        self._local = threading.local()
+        self._initialized = False
+        self._init_lock = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self._ensure_schema()
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so the module never opens
+            # implicit transactions behind our back.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _ensure_schema(self) -> None:
+        with self._init_lock:
+            if self._initialized:
+                return
+            conn = self._connect()
+            try:
+                conn.executescript(self._schema)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot create SQLite schema: {exc}") from exc
+            finally:
+                conn.close()
+            self._initialized = True
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite database is unavailable: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"SQLite commit failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction, so multi-statement reads see one snapshot."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite database is unavailable: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class SQLiteMetadataStore(MetadataStore):
+    """Metadata in one SQLite file (the embedded default)."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = SQLiteDatabase(Path(path), _SCHEMA)
+
+    def initialize(self) -> None:
+        self.db.connection()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- experiments -------------------------------------------------------------------------
+
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> Experiment:
+        experiment = Experiment(
+            experiment_id=uuid.uuid4().hex, name=name, created_at=now_ms(), tags=dict(tags or {})
+        )
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    "INSERT INTO experiments (experiment_id, name, created_at, tags) "
+                    "VALUES (?, ?, ?, ?)",
+                    (
+                        experiment.experiment_id,
+                        name,
+                        experiment.created_at,
+                        json.dumps(experiment.tags),
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists(f"experiment {name!r} already exists") from exc
+        return experiment
+
+    def get_experiment(self, name: str) -> Experiment:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM experiments WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"experiment {name!r} not found")
+        return _experiment(row)
+
+    def list_experiments(
+        self, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[Experiment]:
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        after = decode_token(page_token, ("after",))["after"] if page_token else ""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM experiments WHERE name > ? ORDER BY name LIMIT ?", (after, limit + 1)
+            ).fetchall()
+        items = [_experiment(row) for row in rows[:limit]]
+        token = encode_token({"after": items[-1].name}) if len(rows) > limit else None
+        return Page[Experiment](items=items, next_token=token)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        experiment: Experiment,
+        run_id: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        parent_run_id: str | None,
+        start_time: int,
+    ) -> Run:
+        with self.db.write() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                raise AlreadyExists(f"run {run_id!r} already exists")
+            if (
+                parent_run_id is not None
+                and not conn.execute(
+                    "SELECT 1 FROM runs WHERE run_id = ?", (parent_run_id,)
+                ).fetchone()
+            ):
+                raise NotFound(f"parent run {parent_run_id!r} not found")
+            if not conn.execute(
+                "SELECT 1 FROM experiments WHERE experiment_id = ?", (experiment.experiment_id,)
+            ).fetchone():
+                raise NotFound(f"experiment {experiment.name!r} not found")
+            conn.execute(
+                "INSERT INTO runs (run_id, experiment_id, run_name, status, start_time, "
+                "parent_run_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    experiment.experiment_id,
+                    run_name,
+                    RunStatus.RUNNING.value,
+                    start_time,
+                    parent_run_id,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
+                [(run_id, key, value) for key, value in tags.items()],
+            )
+        return self.get_run(run_id)
+
+    def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None) -> None:
+        with self.db.write() as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = ?, end_time = ? WHERE run_id = ?",
+                (status.value, end_time, run_id),
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"run {run_id!r} not found")
+
+    def get_run(self, run_id: str) -> Run:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT runs.*, experiments.name AS experiment_name FROM runs "
+                "JOIN experiments USING (experiment_id) WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found")
+            return self._assemble(conn, row)
+
+    def list_runs(
+        self,
+        experiment_name: str,
+        max_results: int = DEFAULT_PAGE_SIZE,
+        page_token: str | None = None,
+    ) -> Page[Run]:
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        with self.db.read() as conn:
+            experiment = conn.execute(
+                "SELECT experiment_id FROM experiments WHERE name = ?", (experiment_name,)
+            ).fetchone()
+            if experiment is None:
+                raise NotFound(f"experiment {experiment_name!r} not found")
+            query = "SELECT runs.*, ? AS experiment_name FROM runs WHERE experiment_id = ?"
+            args: list[Any] = [experiment_name, experiment["experiment_id"]]
+            if page_token:
+                state = decode_token(page_token, ("start_time", "run_id"))
+                query += " AND (start_time < ? OR (start_time = ? AND run_id > ?))"
+                args += [state["start_time"], state["start_time"], state["run_id"]]
+            query += " ORDER BY start_time DESC, run_id LIMIT ?"
+            rows = conn.execute(query, [*args, limit + 1]).fetchall()
+            items = [self._assemble(conn, row) for row in rows[:limit]]
+        token = None
+        if len(rows) > limit:
+            token = encode_token({"start_time": items[-1].start_time, "run_id": items[-1].run_id})
+        return Page[Run](items=items, next_token=token)
+
+    def _assemble(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Run:
+        run_id = row["run_id"]
+        params = {
+            r["key"]: r["value"]
+            for r in conn.execute("SELECT key, value FROM params WHERE run_id = ?", (run_id,))
+        }
+        tags = {
+            r["key"]: r["value"]
+            for r in conn.execute("SELECT key, value FROM tags WHERE run_id = ?", (run_id,))
+        }
+        metrics = {
+            r["key"]: Metric(
+                key=r["key"], value=r["value"], step=r["step"], timestamp=r["timestamp"]
+            )
+            for r in conn.execute("SELECT * FROM latest_metrics WHERE run_id = ?", (run_id,))
+        }
+        datasets = {
+            r["name"]: Dataset(
+                name=r["name"],
+                uri=r["uri"],
+                digest=r["digest"],
+                digest_algorithm=r["digest_algorithm"],
+                size=r["size"],
+                version_id=r["version_id"],
+                logged_at=r["logged_at"],
+            )
+            for r in conn.execute("SELECT * FROM datasets WHERE run_id = ?", (run_id,))
+        }
+        artifacts = {
+            r["name"]: Artifact(
+                name=r["name"],
+                uri=r["uri"],
+                sha256=r["sha256"],
+                size=r["size"],
+                created_at=r["created_at"],
+            )
+            for r in conn.execute("SELECT * FROM artifacts WHERE run_id = ?", (run_id,))
+        }
+        return Run(
+            run_id=run_id,
+            experiment_id=row["experiment_id"],
+            experiment_name=row["experiment_name"],
+            run_name=row["run_name"],
+            status=RunStatus(row["status"]),
+            start_time=row["start_time"],
+            end_time=row["end_time"],
+            parent_run_id=row["parent_run_id"],
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            datasets=datasets,
+            artifacts=artifacts,
+        )
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        params = params or {}
+        tags = tags or {}
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            for key, value in params.items():
+                row = conn.execute(
+                    "SELECT value FROM params WHERE run_id = ? AND key = ?", (run_id, key)
+                ).fetchone()
+                if row is not None and row["value"] != value:
+                    raise Conflict(
+                        f"param {key!r} of run {run_id!r} is already set to a different value; "
+                        "params are write-once"
+                    )
+            conn.executemany(
+                "INSERT OR IGNORE INTO params (run_id, key, value) VALUES (?, ?, ?)",
+                [(run_id, key, value) for key, value in params.items()],
+            )
+            conn.executemany(
+                "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                [(run_id, key, value) for key, value in tags.items()],
+            )
+            rows = [(run_id, m.key, m.step, m.value, m.timestamp) for m in metrics]
+            conn.executemany(
+                "INSERT INTO metric_points (run_id, key, step, value, timestamp) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, key, step) DO UPDATE SET "
+                "value = excluded.value, timestamp = excluded.timestamp",
+                rows,
+            )
+            # Latest = highest step, then highest timestamp; a late-arriving older point never
+            # replaces a newer one.
+            conn.executemany(
+                "INSERT INTO latest_metrics (run_id, key, step, value, timestamp) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE SET "
+                "step = excluded.step, value = excluded.value, timestamp = excluded.timestamp "
+                "WHERE excluded.step > latest_metrics.step OR (excluded.step = latest_metrics.step "
+                "AND excluded.timestamp >= latest_metrics.timestamp)",
+                rows,
+            )
+
+    def get_metric_history(
+        self,
+        run_id: str,
+        key: str,
+        max_results: int = MAX_PAGE_SIZE,
+        page_token: str | None = None,
+    ) -> Page[Metric]:
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        after = decode_token(page_token, ("step",))["step"] if page_token else -1
+        with self.db.read() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                "SELECT step, value, timestamp FROM metric_points "
+                "WHERE run_id = ? AND key = ? AND step > ? ORDER BY step LIMIT ?",
+                (run_id, key, after, limit + 1),
+            ).fetchall()
+        items = [
+            Metric(key=key, value=r["value"], step=r["step"], timestamp=r["timestamp"])
+            for r in rows[:limit]
+        ]
+        token = encode_token({"step": items[-1].step}) if len(rows) > limit else None
+        return Page[Metric](items=items, next_token=token)
+
+    def log_dataset(self, run_id: str, dataset: Dataset) -> None:
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO datasets (run_id, name, uri, digest, digest_algorithm, "
+                "size, version_id, logged_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    dataset.name,
+                    dataset.uri,
+                    dataset.digest,
+                    dataset.digest_algorithm,
+                    dataset.size,
+                    dataset.version_id,
+                    dataset.logged_at,
+                ),
+            )
+
+    def log_artifact(self, run_id: str, artifact: Artifact) -> None:
+        with self.db.write() as conn:
+            self._require_run(conn, run_id)
+            try:
+                conn.execute(
+                    "INSERT INTO artifacts (run_id, name, uri, sha256, size, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        artifact.name,
+                        artifact.uri,
+                        artifact.sha256,
+                        artifact.size,
+                        artifact.created_at,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise AlreadyExists(
+                    f"run {run_id!r} already has an artifact named {artifact.name!r}"
+                ) from exc
+
+    @staticmethod
+    def _require_run(conn: sqlite3.Connection, run_id: str) -> None:
+        if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            raise NotFound(f"run {run_id!r} not found")
+
+
+def _experiment(row: sqlite3.Row) -> Experiment:
+    return Experiment(
+        experiment_id=row["experiment_id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        tags=json.loads(row["tags"]),
+    )
