@@ -1,0 +1,217 @@
+"""The ``tracking`` command: set up the stores and look at experiments, runs and models.
+
+Configured like the SDK, by ``TRACKING_URI`` / ``ARTIFACT_URI`` (and the standard AWS variables).
+Errors print one line on stderr and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from tracking.backends import build_stores
+from tracking.config import load_config
+from tracking.errors import TrackingError
+from tracking.logger import ExperimentLogger
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="Experiment tracking and model registry on SQLite or DynamoDB + S3.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+experiments_app = typer.Typer(help="Experiments.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs of an experiment.", no_args_is_help=True)
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(runs_app, name="runs")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+# Not a terminal (a pipe, a CI log): do not squeeze tables into 80 columns.
+_out = Console(width=None if sys.stdout.isatty() else 200)
+_err = Console(stderr=True)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the SDK's errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except TrackingError as exc:
+            _err.print(f"error ({exc.code}): {exc.message}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_json(data: Any) -> None:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [
+            item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in data
+        ]
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("-" if cell is None else str(cell) for cell in row))
+    _out.print(table)
+
+
+def _logger() -> ExperimentLogger:
+    return ExperimentLogger()
+
+
+@app.command()
+@handle_errors
+def init() -> None:
+    """Create the tables (DynamoDB) or file (SQLite) and the artifact bucket or folder.
+
+    Idempotent: what exists is left as it is.
+    """
+    config = load_config()
+    metadata, artifacts = build_stores(config)
+    metadata.initialize()
+    artifacts.initialize()
+    _out.print(f"metadata store ready: {config.tracking_uri}", markup=False, highlight=False)
+    _out.print(f"artifact store ready: {config.artifact_uri}", markup=False, highlight=False)
+
+
+@experiments_app.command("list")
+@handle_errors
+def experiments_list(as_json: JsonOption = False) -> None:
+    """List experiments by name."""
+    logger = _logger()
+    experiments = []
+    token = None
+    while True:
+        page = logger.list_experiments(page_token=token)
+        experiments.extend(page.items)
+        if page.next_token is None:
+            break
+        token = page.next_token
+    if as_json:
+        print_json(experiments)
+        return
+    print_table(
+        "Experiments",
+        ["name", "id", "created"],
+        [(e.name, e.experiment_id, _time(e.created_at)) for e in experiments],
+    )
+
+
+@runs_app.command("list")
+@handle_errors
+def runs_list(
+    experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+    filter_: Annotated[
+        str | None,
+        typer.Option("--filter", help="e.g. \"metrics.auc > 0.8 and params.max_depth = '5'\""),
+    ] = None,
+    order_by: Annotated[
+        list[str] | None, typer.Option("--order-by", help="e.g. 'metrics.auc DESC' (repeatable)")
+    ] = None,
+    max_results: Annotated[int, typer.Option("--max-results", min=1, max=1000)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List runs of an experiment, filtered and ordered like search_runs."""
+    page = _logger().search_runs(
+        experiment, filter=filter_, order_by=order_by, max_results=max_results
+    )
+    if as_json:
+        print_json(page.items)
+        return
+    print_table(
+        f"Runs of {experiment}",
+        ["run id", "name", "status", "started", "metrics", "params"],
+        [
+            (
+                run.run_id,
+                run.run_name,
+                run.status.value,
+                _time(run.start_time),
+                ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.latest_metrics.items())),
+                ", ".join(f"{k}={v}" for k, v in sorted(run.params.items())),
+            )
+            for run in page.items
+        ],
+    )
+    if page.next_token:
+        _err.print(f"(more than {max_results} runs; raise --max-results)", markup=False)
+
+
+@runs_app.command("show")
+@handle_errors
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id.")], as_json: JsonOption = False
+) -> None:
+    """Show one run: params, latest metrics, tags, datasets, artifacts."""
+    run = _logger().get_run(run_id)
+    if as_json:
+        print_json(run)
+        return
+    print_table(
+        f"Run {run.run_id}",
+        ["field", "value"],
+        [
+            ("experiment", run.experiment_name),
+            ("name", run.run_name),
+            ("status", run.status.value),
+            ("started", _time(run.start_time)),
+            ("ended", _time(run.end_time)),
+            ("parent", run.parent_run_id),
+        ],
+    )
+    print_table("Params", ["key", "value"], sorted(run.params.items()))
+    print_table(
+        "Metrics (latest)",
+        ["key", "value", "step"],
+        [
+            (m.key, f"{m.value:.6g}", m.step)
+            for m in sorted(run.metrics.values(), key=lambda m: m.key)
+        ],
+    )
+    print_table("Tags", ["key", "value"], sorted(run.tags.items()))
+    print_table(
+        "Datasets",
+        ["name", "digest", "uri"],
+        [(d.name, f"{d.digest_algorithm}:{d.digest[:16]}", d.uri) for d in run.datasets.values()],
+    )
+    print_table(
+        "Artifacts",
+        ["name", "sha256", "size", "uri"],
+        [(a.name, a.sha256[:16], a.size, a.uri) for a in run.artifacts.values()],
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
