@@ -8,7 +8,21 @@ with logger.start_run(experiment="churn", run_name="xgb-depth5") as run:
 """
 
 from tracking.config import TrackingConfig
-from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Param, RunStatus
+from tracking.entities import (
+    AliasChange,
+    Artifact,
+    Dataset,
+    Experiment,
+    FeatureSpec,
+    Flavor,
+    Metric,
+    ModelVersion,
+    Page,
+    Param,
+    RegisteredModel,
+    RunStatus,
+    Stage,
+)
 from tracking.errors import (
     AlreadyExists,
     Conflict,
@@ -19,22 +33,30 @@ from tracking.errors import (
     TrackingError,
 )
 from tracking.logger import ExperimentLogger, Run
+from tracking.registry import ModelRegistry
 
 __all__ = [
+    "AliasChange",
     "AlreadyExists",
     "Artifact",
     "Conflict",
     "Dataset",
     "Experiment",
     "ExperimentLogger",
+    "FeatureSpec",
+    "Flavor",
     "IntegrityError",
     "InvalidInput",
     "Metric",
+    "ModelRegistry",
+    "ModelVersion",
     "NotFound",
     "Page",
     "Param",
+    "RegisteredModel",
     "Run",
     "RunStatus",
+    "Stage",
     "StoreUnavailable",
     "TrackingConfig",
     "TrackingError",

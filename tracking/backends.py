@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from tracking.artifacts.base import ArtifactStore
 from tracking.config import TrackingConfig
 from tracking.errors import InvalidInput
-from tracking.stores.base import MetadataStore
+from tracking.stores.store import TrackingStore
 
 
 def sqlite_path(uri: str) -> Path:
@@ -21,7 +21,7 @@ def sqlite_path(uri: str) -> Path:
     return Path(uri[len("sqlite:///") :])
 
 
-def build_metadata_store(uri: str) -> MetadataStore:
+def build_metadata_store(uri: str) -> TrackingStore:
     """Build the metadata store for ``sqlite:///<path>`` or ``dynamodb://<table-prefix>``.
 
     Raises:
@@ -69,5 +69,5 @@ def build_artifact_store(uri: str) -> ArtifactStore:
     )
 
 
-def build_stores(config: TrackingConfig) -> tuple[MetadataStore, ArtifactStore]:
+def build_stores(config: TrackingConfig) -> tuple[TrackingStore, ArtifactStore]:
     return build_metadata_store(config.tracking_uri), build_artifact_store(config.artifact_uri)

@@ -7,7 +7,7 @@ compare the same way in SQLite, DynamoDB and filter expressions.
 from __future__ import annotations
 
 import enum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,3 +91,103 @@ class Page(_Frozen, Generic[T]):
 
     items: list[T]
     next_token: str | None = None
+
+
+# -- model registry ------------------------------------------------------------------------------
+
+
+class Stage(enum.StrEnum):
+    """Where a version stands. ``production``/``staging`` follow the reserved aliases."""
+
+    NONE = "none"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+class Flavor(enum.StrEnum):
+    XGBOOST = "xgboost"
+    SKLEARN = "sklearn"
+    JOBLIB = "joblib"
+
+
+#: Flavors whose artifacts are pickles: registered and loaded only when explicitly allowed.
+PICKLE_FLAVORS = frozenset({Flavor.SKLEARN, Flavor.JOBLIB})
+RESERVED_ALIASES = ("production", "staging")
+
+
+class FeatureSpec(_Frozen):
+    name: str
+    type: str
+
+
+class ModelVersion(_Frozen):
+    """One registered version of a model, with its lineage."""
+
+    name: str
+    version: int
+    run_id: str
+    experiment_name: str
+    artifact_name: str
+    artifact_uri: str
+    sha256: str
+    size: int
+    flavor: Flavor
+    signature: list[FeatureSpec] = Field(default_factory=list)
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    stage: Stage = Stage.NONE
+    created_at: int
+    actor: str
+
+    @property
+    def label(self) -> str:
+        """``v3`` for version 3, as the prediction API reports it."""
+        return f"v{self.version}"
+
+
+class RegisteredModel(_Frozen):
+    name: str
+    created_at: int
+    updated_at: int
+    latest_version: int
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    aliases: dict[str, int] = Field(default_factory=dict)
+
+
+class AliasState(_Frozen):
+    """Where an alias points now and where it pointed before (newest last), for rollback.
+
+    ``revision`` is a fresh random token on every write; a move is applied only if the revision is
+    still the one it read (optimistic concurrency), so of two racing moves one wins and the other
+    gets ``Conflict``. A token, not a counter, so a deleted and re-created alias never matches a
+    stale read.
+    """
+
+    alias: str
+    version: int
+    previous: list[int] = Field(default_factory=list)
+    revision: str
+
+
+class HistoryAction(enum.StrEnum):
+    REGISTER = "register"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+    ARCHIVE = "archive"
+
+
+class AliasChange(_Frozen):
+    """One entry of a model's append-only audit history."""
+
+    name: str
+    action: HistoryAction
+    alias: str | None = None
+    from_version: int | None = None
+    to_version: int | None = None
+    actor: str
+    timestamp: int
+    reason: str | None = None
+    change_id: str

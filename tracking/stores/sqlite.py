@@ -20,7 +20,9 @@ from typing import Any
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Run, RunStatus
 from tracking.errors import AlreadyExists, Conflict, NotFound, StoreUnavailable
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
-from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
+from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tracking.stores.sqlite_registry import REGISTRY_SCHEMA, SQLiteRegistryMixin
+from tracking.stores.store import TrackingStore
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
@@ -188,11 +190,11 @@ class SQLiteDatabase:
             self._local.conn = None
 
 
-class SQLiteMetadataStore(MetadataStore):
-    """Metadata in one SQLite file (the embedded default)."""
+class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
+    """Tracking metadata and the model registry in one SQLite file (the embedded default)."""
 
     def __init__(self, path: Path) -> None:
-        self.db = SQLiteDatabase(Path(path), _SCHEMA)
+        self.db = SQLiteDatabase(Path(path), _SCHEMA + REGISTRY_SCHEMA)
 
     def initialize(self) -> None:
         self.db.connection()

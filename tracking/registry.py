@@ -1,0 +1,495 @@
+"""``ModelRegistry``: versions, aliases (``staging``, ``production``, custom), audit history.
+
+Rules, applied here for every backend (the stores only apply prepared changes atomically):
+
+- Versions are integers from 1, allocated with a conditional write; a registration that loses a
+  race retries with the next number, so two registrations never share a number.
+- Each alias points at one version. ``production`` and ``staging`` also set the version's stage:
+  the new production version becomes ``production`` and the one it replaces ``archived``; the new
+  staging version becomes ``staging`` and the one it replaces ``none``. A version holds at most one
+  of the two: promoting the staging version to production takes it out of staging.
+- ``rollback`` moves an alias back to the version it pointed at before, in one step.
+- Every move appends an entry (action, from, to, actor, time, reason) to an append-only history.
+- Moves are optimistic: a move read against an alias revision that changed before it was applied
+  raises ``Conflict`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tracking.artifacts.base import ArtifactStore
+from tracking.backends import build_stores
+from tracking.config import TrackingConfig, load_config
+from tracking.entities import (
+    PICKLE_FLAVORS,
+    RESERVED_ALIASES,
+    AliasChange,
+    AliasState,
+    FeatureSpec,
+    Flavor,
+    HistoryAction,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    Stage,
+)
+from tracking.errors import Conflict, InvalidInput, NotFound
+from tracking.flavors import check_xgboost_artifact, load_model, parse_flavor
+from tracking.stores.base import DEFAULT_PAGE_SIZE
+from tracking.stores.registry_base import AliasWrite
+from tracking.stores.store import TrackingStore
+from tracking.validation import validate_name, validate_tags
+
+PRODUCTION, STAGING = RESERVED_ALIASES
+#: How many earlier targets an alias remembers for rollback.
+ROLLBACK_DEPTH = 50
+REGISTER_ATTEMPTS = 50
+MAX_DESCRIPTION = 5000
+MAX_REASON = 1000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry
+        return "unknown"
+
+
+def _text(value: str | None, what: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInput(f"{what} must be text of at most {limit} characters")
+    return value
+
+
+def _version_number(version: object) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidInput(f"model version must be a positive integer, not {version!r}")
+    return version
+
+
+def _signature(signature: object) -> list[FeatureSpec] | None:
+    if signature is None:
+        return None
+    try:
+        if isinstance(signature, Mapping):
+            specs = [FeatureSpec(name=str(k), type=str(v)) for k, v in signature.items()]
+        elif isinstance(signature, Sequence) and not isinstance(signature, str):
+            specs = [
+                spec if isinstance(spec, FeatureSpec) else FeatureSpec.model_validate(spec)
+                for spec in signature
+            ]
+        else:
+            raise TypeError
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            "signature must map feature names to types, or list {'name', 'type'} items"
+        ) from None
+    for spec in specs:
+        validate_name(spec.name, "signature feature name")
+    return specs
+
+
+class ModelRegistry:
+    """Register trained models and move them between stages.
+
+    Args:
+        tracking_uri, artifact_uri: as for ``ExperimentLogger`` (default: the environment, else
+            the embedded store).
+        store, artifact_store: ready-made stores.
+        actor: who is acting, recorded in the history (default ``TRACKING_ACTOR``, else the OS
+            user).
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        artifact_uri: str | None = None,
+        *,
+        store: TrackingStore | None = None,
+        artifact_store: ArtifactStore | None = None,
+        config: TrackingConfig | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self.config = config or load_config(tracking_uri, artifact_uri)
+        if store is None or artifact_store is None:
+            built_store, built_artifacts = build_stores(self.config)
+            store = store or built_store
+            artifact_store = artifact_store or built_artifacts
+        self.store = store
+        self.artifacts = artifact_store
+        self._actor = actor
+
+    def _actor_for(self, actor: str | None) -> str:
+        chosen = actor or self._actor or self.config.actor or _default_actor()
+        return _text(chosen, "actor", 256) or "unknown"
+
+    # -- registration ------------------------------------------------------------------------
+
+    def register_model(
+        self,
+        name: str,
+        run_id: str,
+        artifact: str,
+        flavor: str | Flavor = Flavor.XGBOOST,
+        signature: Sequence[FeatureSpec | Mapping[str, str]] | Mapping[str, str] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, object] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        allow_pickle: bool = False,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Register the run's artifact as the next version of model ``name``.
+
+        The artifact is downloaded and checked against its recorded SHA-256; an ``xgboost``
+        artifact must load as XGBoost's native JSON or UBJ (its feature names become the
+        signature when none is given). Pickle flavors need ``allow_pickle=True``.
+
+        Raises:
+            InvalidInput: bad name, flavor, signature or tags; a pickle flavor without
+                ``allow_pickle``; an xgboost artifact that is not native JSON/UBJ. Nothing is
+                written.
+            NotFound: no such run, or the run has no artifact called ``artifact``.
+            IntegrityError: the artifact's bytes do not match their recorded SHA-256.
+        """
+        validate_name(name, "model name")
+        chosen_flavor = parse_flavor(flavor)
+        if chosen_flavor in PICKLE_FLAVORS and not allow_pickle:
+            raise InvalidInput(
+                f"flavor {chosen_flavor.value!r} stores a pickle, which can run code when loaded; "
+                "pass allow_pickle=True to register it, or save an XGBoost model as JSON/UBJ"
+            )
+        specs = _signature(signature)
+        checked_tags = validate_tags(tags or {})
+        description = _text(description, "description", MAX_DESCRIPTION)
+        who = self._actor_for(actor)
+        run = self.store.get_run(run_id)
+        record = run.artifacts.get(artifact)
+        if record is None:
+            raise NotFound(f"run {run_id!r} has no artifact named {artifact!r}")
+        with tempfile.TemporaryDirectory(prefix="tracking-register-") as folder:
+            local = self.artifacts.download(
+                record.uri, Path(folder) / Path(record.uri).name, record.sha256
+            )
+            if chosen_flavor is Flavor.XGBOOST:
+                inferred = check_xgboost_artifact(local)
+                specs = specs if specs is not None else inferred
+
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                latest = self.store.get_model(name).latest_version
+            except NotFound:
+                latest = 0
+            now = _now_ms()
+            version = ModelVersion(
+                name=name,
+                version=latest + 1,
+                run_id=run.run_id,
+                experiment_name=run.experiment_name,
+                artifact_name=artifact,
+                artifact_uri=record.uri,
+                sha256=record.sha256,
+                size=record.size,
+                flavor=chosen_flavor,
+                signature=specs or [],
+                description=description,
+                tags=checked_tags,
+                metadata=dict(metadata or {}),
+                stage=Stage.NONE,
+                created_at=now,
+                actor=who,
+            )
+            change = AliasChange(
+                name=name,
+                action=HistoryAction.REGISTER,
+                to_version=version.version,
+                actor=who,
+                timestamp=now,
+                change_id=uuid.uuid4().hex,
+            )
+            try:
+                self.store.create_model_version(version, expected_latest=latest, change=change)
+                return version
+            except Conflict:
+                # Another registration took the number: back off briefly and take the next one.
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise Conflict(f"could not allocate a version of model {name!r}: too much contention")
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.store.get_model(name)
+
+    def list_models(
+        self, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[RegisteredModel]:
+        return self.store.list_models(max_results, page_token)
+
+    def list_versions(
+        self, name: str, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[ModelVersion]:
+        """Versions, newest first."""
+        return self.store.list_versions(name, max_results, page_token)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.store.get_version(name, _version_number(version))
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version ``alias`` points at.
+
+        Raises:
+            NotFound: no such model, or the alias points nowhere.
+        """
+        state = self.store.get_alias(name, validate_name(alias, "alias"))
+        if state is None:
+            raise NotFound(f"model {name!r} has no {alias!r} version")
+        return self.store.get_version(name, state.version)
+
+    def history(self, name: str) -> list[AliasChange]:
+        """The model's audit history, oldest first."""
+        return list(self.store.iter_history(name))
+
+    # -- moves -------------------------------------------------------------------------------
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        to: str = STAGING,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Point alias ``to`` at ``version`` (``staging``, ``production`` or a custom alias).
+
+        Raises:
+            NotFound: no such model or version.
+            InvalidInput: bad alias or version.
+            Conflict: a concurrent move won; or staging was asked for the production version.
+        """
+        number = _version_number(version)
+        alias = validate_name(to, "alias").lower()
+        reason = _text(reason, "reason", MAX_REASON)
+        target = self.store.get_version(name, number)
+        current = self.store.get_alias(name, alias)
+        if current is not None and current.version == number:
+            return target
+        writes = [_move(alias, current, number)]
+        stages: dict[int, Stage] = {}
+        if alias == PRODUCTION:
+            stages[number] = Stage.PRODUCTION
+            if current is not None:
+                stages[current.version] = Stage.ARCHIVED
+            staging = self.store.get_alias(name, STAGING)
+            if staging is not None and staging.version == number:
+                writes.append(AliasWrite(STAGING, staging.revision, None))
+        elif alias == STAGING:
+            production = self.store.get_alias(name, PRODUCTION)
+            if production is not None and production.version == number:
+                raise Conflict(f"version {number} of {name!r} is in production already")
+            writes.append(_check(PRODUCTION, production))
+            stages[number] = Stage.STAGING
+            if current is not None:
+                stages[current.version] = Stage.NONE
+        self._apply(
+            name, writes, stages, HistoryAction.PROMOTE, alias, current, number, reason, actor
+        )
+        return self.store.get_version(name, number)
+
+    def rollback(
+        self,
+        name: str,
+        alias: str = PRODUCTION,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Move ``alias`` back to the version it pointed at before this one.
+
+        Raises:
+            NotFound: no such model.
+            Conflict: nothing to roll back to, or a concurrent move won.
+        """
+        alias = validate_name(alias, "alias").lower()
+        reason = _text(reason, "reason", MAX_REASON)
+        current = self.store.get_alias(name, alias)
+        if current is None or not current.previous:
+            raise Conflict(f"model {name!r} has no earlier {alias!r} version to roll back to")
+        number = current.previous[-1]
+        state = AliasState(
+            alias=alias,
+            version=number,
+            previous=current.previous[:-1],
+            revision=uuid.uuid4().hex,
+        )
+        writes = [AliasWrite(alias, current.revision, state)]
+        stages: dict[int, Stage] = {}
+        if alias == PRODUCTION:
+            stages = {number: Stage.PRODUCTION, current.version: Stage.ARCHIVED}
+            staging = self.store.get_alias(name, STAGING)
+            if staging is not None and staging.version == number:
+                writes.append(AliasWrite(STAGING, staging.revision, None))
+        elif alias == STAGING:
+            production = self.store.get_alias(name, PRODUCTION)
+            if production is not None and production.version == number:
+                raise Conflict(f"version {number} of {name!r} is in production")
+            writes.append(_check(PRODUCTION, production))
+            stages = {number: Stage.STAGING, current.version: Stage.NONE}
+        self._apply(
+            name, writes, stages, HistoryAction.ROLLBACK, alias, current, number, reason, actor
+        )
+        return self.store.get_version(name, number)
+
+    def archive(
+        self, name: str, version: int, reason: str | None = None, actor: str | None = None
+    ) -> ModelVersion:
+        """Mark a version ``archived`` (taking it out of staging if it was there).
+
+        Raises:
+            NotFound: no such model or version.
+            Conflict: the version is in production (promote another or roll back first), or a
+                concurrent move won.
+        """
+        number = _version_number(version)
+        reason = _text(reason, "reason", MAX_REASON)
+        self.store.get_version(name, number)
+        production = self.store.get_alias(name, PRODUCTION)
+        if production is not None and production.version == number:
+            raise Conflict(
+                f"version {number} of {name!r} is in production; promote another version "
+                "or roll back before archiving it"
+            )
+        writes = [_check(PRODUCTION, production)]
+        staging = self.store.get_alias(name, STAGING)
+        if staging is not None and staging.version == number:
+            writes.append(AliasWrite(STAGING, staging.revision, None))
+        else:
+            writes.append(_check(STAGING, staging))
+        self._apply(
+            name,
+            writes,
+            {number: Stage.ARCHIVED},
+            HistoryAction.ARCHIVE,
+            None,
+            None,
+            number,
+            reason,
+            actor,
+        )
+        return self.store.get_version(name, number)
+
+    def _apply(
+        self,
+        name: str,
+        writes: list[AliasWrite],
+        stages: dict[int, Stage],
+        action: HistoryAction,
+        alias: str | None,
+        current: AliasState | None,
+        number: int,
+        reason: str | None,
+        actor: str | None,
+    ) -> None:
+        change = AliasChange(
+            name=name,
+            action=action,
+            alias=alias,
+            from_version=None if current is None else current.version,
+            to_version=number,
+            actor=self._actor_for(actor),
+            timestamp=_now_ms(),
+            reason=reason,
+            change_id=uuid.uuid4().hex,
+        )
+        self.store.apply_change(name, alias_writes=writes, stage_updates=stages, change=change)
+
+    # -- descriptions and tags ---------------------------------------------------------------
+
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, object] | None = None
+    ) -> RegisteredModel:
+        """Set a model's description and merge tags into its tags."""
+        return self.store.update_model(
+            name,
+            description=_text(description, "description", MAX_DESCRIPTION),
+            tags=validate_tags(tags or {}),
+        )
+
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, object] | None = None,
+    ) -> ModelVersion:
+        """Set a version's description and merge tags into its tags."""
+        return self.store.update_version(
+            name,
+            _version_number(version),
+            description=_text(description, "description", MAX_DESCRIPTION),
+            tags=validate_tags(tags or {}),
+        )
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def download(self, version: ModelVersion, destination: Path) -> Path:
+        """Copy a version's artifact to ``destination``, verified against its SHA-256.
+
+        Raises:
+            IntegrityError: the stored bytes do not match the registry's SHA-256.
+            NotFound: the artifact is gone.
+        """
+        return self.artifacts.download(version.artifact_uri, destination, version.sha256)
+
+    def load_model(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        alias: str = PRODUCTION,
+        allow_pickle: bool = False,
+        cache_dir: Path | None = None,
+    ) -> tuple[ModelVersion, Any]:
+        """Download, verify and load a version (``version``, else the one ``alias`` points at).
+
+        Raises:
+            NotFound: no such model, version or alias target.
+            IntegrityError: the artifact's bytes do not match the registry's SHA-256.
+            InvalidInput: a pickle flavor without ``allow_pickle``.
+        """
+        chosen = (
+            self.get_version(name, version)
+            if version is not None
+            else self.get_version_by_alias(name, alias)
+        )
+        if chosen.flavor in PICKLE_FLAVORS and not allow_pickle:
+            raise InvalidInput(
+                f"{name} v{chosen.version} is a {chosen.flavor.value} pickle; loading it needs "
+                "ALLOW_PICKLE_MODELS=true"
+            )
+        with tempfile.TemporaryDirectory(prefix="tracking-load-", dir=cache_dir) as folder:
+            path = self.download(chosen, Path(folder) / Path(chosen.artifact_uri).name)
+            return chosen, load_model(path, chosen.flavor, allow_pickle=allow_pickle)
+
+
+def _move(alias: str, current: AliasState | None, number: int) -> AliasWrite:
+    previous = [] if current is None else [*current.previous, current.version][-ROLLBACK_DEPTH:]
+    state = AliasState(alias=alias, version=number, previous=previous, revision=uuid.uuid4().hex)
+    return AliasWrite(alias, None if current is None else current.revision, state)
+
+
+def _check(alias: str, current: AliasState | None) -> AliasWrite:
+    return AliasWrite(alias, None if current is None else current.revision, check_only=True)

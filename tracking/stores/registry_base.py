@@ -1,0 +1,160 @@
+"""The ``RegistryStore`` port: models, versions, aliases and their audit history.
+
+The registry's rules (which stage a version gets, what rollback means) live in
+``tracking.registry``; a store only applies one prepared change atomically, under the conditions
+it is given. Every backend runs the same contract tests (``tests/contract/test_registry*.py``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from tracking.entities import AliasChange, AliasState, ModelVersion, Page, RegisteredModel, Stage
+from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class AliasWrite:
+    """Set (``state``) or delete (``state is None``) one alias, if its revision is unchanged.
+
+    ``expected_revision`` is the revision read before (``None``: the alias must not exist).
+    With ``check_only`` nothing is written: the change only requires the alias to be unchanged.
+    """
+
+    alias: str
+    expected_revision: str | None
+    state: AliasState | None = None
+    check_only: bool = False
+
+
+class RegistryStore(abc.ABC):
+    """Model registry storage. Implemented by the same adapters as ``MetadataStore``."""
+
+    @abc.abstractmethod
+    def create_model_version(
+        self, version: ModelVersion, *, expected_latest: int, change: AliasChange
+    ) -> None:
+        """Add ``version`` (whose number is ``expected_latest + 1``) in one atomic step.
+
+        Creates the model when ``expected_latest`` is 0, sets its latest version, writes the
+        version and appends ``change`` to the history.
+
+        Raises:
+            Conflict: another registration took this number first (the caller retries).
+        """
+
+    @abc.abstractmethod
+    def get_model(self, name: str) -> RegisteredModel:
+        """Return a model with its current aliases.
+
+        Raises:
+            NotFound: no such model.
+        """
+
+    @abc.abstractmethod
+    def list_models(
+        self, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[RegisteredModel]:
+        """Models ordered by name, each with its current aliases.
+
+        Raises:
+            InvalidInput: bad page token.
+        """
+
+    @abc.abstractmethod
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        """Raises:
+        NotFound: no such model or version.
+        """
+
+    @abc.abstractmethod
+    def list_versions(
+        self, name: str, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[ModelVersion]:
+        """Versions of a model, newest first.
+
+        Raises:
+            NotFound: no such model.
+            InvalidInput: bad page token.
+        """
+
+    @abc.abstractmethod
+    def get_alias(self, name: str, alias: str) -> AliasState | None:
+        """The alias's state, or ``None`` when it points nowhere.
+
+        Raises:
+            NotFound: no such model.
+        """
+
+    @abc.abstractmethod
+    def apply_change(
+        self,
+        name: str,
+        *,
+        alias_writes: Sequence[AliasWrite],
+        stage_updates: Mapping[int, Stage],
+        change: AliasChange,
+    ) -> None:
+        """Apply alias moves, stage updates and one history entry, all or nothing.
+
+        Raises:
+            Conflict: an alias's revision is not the expected one (a concurrent change won).
+            NotFound: the model or a version in ``stage_updates`` does not exist.
+        """
+
+    @abc.abstractmethod
+    def list_history(
+        self, name: str, max_results: int = MAX_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[AliasChange]:
+        """The model's audit history, oldest first.
+
+        Raises:
+            NotFound: no such model.
+        """
+
+    @abc.abstractmethod
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        """Set the description (when given) and merge ``tags`` into the model's tags.
+
+        Raises:
+            NotFound: no such model.
+        """
+
+    @abc.abstractmethod
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Set the description (when given) and merge ``tags`` into the version's tags.
+
+        Raises:
+            NotFound: no such model or version.
+        """
+
+    # -- conveniences ------------------------------------------------------------------------
+
+    def iter_versions(self, name: str) -> Iterator[ModelVersion]:
+        token: str | None = None
+        while True:
+            page = self.list_versions(name, MAX_PAGE_SIZE, token)
+            yield from page.items
+            if page.next_token is None:
+                return
+            token = page.next_token
+
+    def iter_history(self, name: str) -> Iterator[AliasChange]:
+        token: str | None = None
+        while True:
+            page = self.list_history(name, MAX_PAGE_SIZE, token)
+            yield from page.items
+            if page.next_token is None:
+                return
+            token = page.next_token
