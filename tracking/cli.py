@@ -20,8 +20,10 @@ from rich.table import Table
 
 from tracking.backends import build_stores
 from tracking.config import load_config
+from tracking.entities import AliasChange, ModelVersion
 from tracking.errors import TrackingError
 from tracking.logger import ExperimentLogger
+from tracking.registry import ModelRegistry
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,6 +38,8 @@ experiments_app = typer.Typer(help="Experiments.", no_args_is_help=True)
 runs_app = typer.Typer(help="Runs of an experiment.", no_args_is_help=True)
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
+models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 # Not a terminal (a pipe, a CI log): do not squeeze tables into 80 columns.
@@ -51,7 +55,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except TrackingError as exc:
-            _err.print(f"error ({exc.code}): {exc.message}", markup=False, highlight=False)
+            # Plain write, not rich: one line, never wrapped, whatever the terminal width.
+            message = " ".join(exc.message.split())
+            sys.stderr.write(f"error ({exc.code}): {message}\n")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -205,6 +211,133 @@ def runs_show(
         "Artifacts",
         ["name", "sha256", "size", "uri"],
         [(a.name, a.sha256[:16], a.size, a.uri) for a in run.artifacts.values()],
+    )
+
+
+def _registry() -> ModelRegistry:
+    return ModelRegistry()
+
+
+def _version_rows(versions: Sequence[ModelVersion]) -> list[tuple[object, ...]]:
+    return [
+        (
+            v.label,
+            v.stage.value,
+            v.flavor.value,
+            v.run_id,
+            v.sha256[:12],
+            _time(v.created_at),
+            v.actor,
+        )
+        for v in versions
+    ]
+
+
+_VERSION_COLUMNS = ["version", "stage", "flavor", "run id", "sha256", "created", "by"]
+
+
+@models_app.command("list")
+@handle_errors
+def models_list(as_json: JsonOption = False) -> None:
+    """List registered models with their aliases."""
+    registry = _registry()
+    models = []
+    token = None
+    while True:
+        page = registry.list_models(page_token=token)
+        models.extend(page.items)
+        if page.next_token is None:
+            break
+        token = page.next_token
+    if as_json:
+        print_json(models)
+        return
+    print_table(
+        "Models",
+        ["name", "latest", "aliases", "updated"],
+        [
+            (
+                m.name,
+                f"v{m.latest_version}",
+                ", ".join(f"{alias}=v{v}" for alias, v in sorted(m.aliases.items())),
+                _time(m.updated_at),
+            )
+            for m in models
+        ],
+    )
+
+
+@models_app.command("versions")
+@handle_errors
+def models_versions(
+    name: Annotated[str, typer.Argument(help="Model name.")], as_json: JsonOption = False
+) -> None:
+    """List a model's versions, newest first."""
+    versions = list(_registry().store.iter_versions(name))
+    if as_json:
+        print_json(versions)
+        return
+    print_table(f"Versions of {name}", _VERSION_COLUMNS, _version_rows(versions))
+
+
+@models_app.command("promote")
+@handle_errors
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version number.", min=1)],
+    to: Annotated[str, typer.Option("--to", help="production, staging or a custom alias.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the history.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Point an alias (production, staging, ...) at a version."""
+    moved = _registry().promote(name, version, to=to, reason=reason)
+    if as_json:
+        print_json(moved)
+        return
+    _out.print(f"{name} {moved.label} is now {to} (stage: {moved.stage.value})", markup=False)
+
+
+@models_app.command("rollback")
+@handle_errors
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to roll back.")] = "production",
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the history.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move an alias back to the version it pointed at before."""
+    moved = _registry().rollback(name, alias=alias, reason=reason)
+    if as_json:
+        print_json(moved)
+        return
+    _out.print(f"{name} {alias} rolled back to {moved.label}", markup=False)
+
+
+@models_app.command("history")
+@handle_errors
+def models_history(
+    name: Annotated[str, typer.Argument(help="Model name.")], as_json: JsonOption = False
+) -> None:
+    """Show a model's audit history, oldest first."""
+    entries: list[AliasChange] = _registry().history(name)
+    if as_json:
+        print_json(entries)
+        return
+    print_table(
+        f"History of {name}",
+        ["when", "action", "alias", "from", "to", "by", "reason"],
+        [
+            (
+                _time(h.timestamp),
+                h.action.value,
+                h.alias,
+                None if h.from_version is None else f"v{h.from_version}",
+                None if h.to_version is None else f"v{h.to_version}",
+                h.actor,
+                h.reason,
+            )
+            for h in entries
+        ],
     )
 
 
