@@ -18,10 +18,11 @@ on it. Params and tags compare as text, or as numbers when both sides are number
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from tracking.entities import Run
 from tracking.errors import InvalidInput
@@ -78,21 +79,10 @@ class Comparison:
             return False
         if self.op in {"like", "ilike"}:
             return _like(str(actual), str(self.literal), self.op == "ilike")
-        left, right = _comparable(actual, self.literal)
-        if self.op in {"=", "=="}:
-            return left == right
-        if self.op in {"!=", "<>"}:
-            return left != right
-        try:
-            if self.op == ">":
-                return left > right  # type: ignore[operator]
-            if self.op == ">=":
-                return left >= right  # type: ignore[operator]
-            if self.op == "<":
-                return left < right  # type: ignore[operator]
-            return left <= right  # type: ignore[operator]
-        except TypeError:
-            return False
+        numbers = _as_numbers(actual, self.literal)
+        if numbers is not None:
+            return _COMPARE[self.op](*numbers)
+        return _COMPARE[self.op](str(actual), str(self.literal))
 
 
 @dataclass(frozen=True)
@@ -109,13 +99,20 @@ class BoolOp:
 Predicate = Union[Comparison, BoolOp]  # noqa: UP007  # a forward reference needs the Union form
 
 
-def _comparable(actual: str | float, literal: str | float) -> tuple[object, object]:
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq, "==": operator.eq, "!=": operator.ne, "<>": operator.ne,
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+}  # fmt: skip
+
+
+def _as_numbers(actual: str | float, literal: str | float) -> tuple[float, float] | None:
+    """Both sides as numbers when either is a number and both parse; else compare as text."""
     if isinstance(actual, float) or isinstance(literal, float):
         try:
             return float(actual), float(literal)
         except ValueError:
-            return str(actual), str(literal)
-    return actual, literal
+            return None
+    return None
 
 
 def _like(text: str, pattern: str, ignore_case: bool) -> bool:
@@ -282,8 +279,8 @@ def sort_runs(runs: list[Run], keys: Sequence[OrderKey]) -> list[Run]:
     for key in reversed(keys):
         present = [run for run in ordered if key.field.value(run) is not None]
         missing = [run for run in ordered if key.field.value(run) is None]
-        sort_key: Callable[[Run], object] = lambda run, f=key.field: _sortable(f.value(run))  # noqa: E731
-        present.sort(key=sort_key, reverse=key.descending)  # type: ignore[arg-type]
+        field = key.field
+        present.sort(key=lambda run: _sortable(field.value(run)), reverse=key.descending)
         ordered = present + missing
     return ordered
 
