@@ -1,0 +1,507 @@
+"""What the contract suite cannot see of the DynamoDB adapter: the requests it sends.
+
+Every request goes through ``botocore.client.BaseClient._make_api_call``; the ``api`` fixture
+wraps it to record operations and, where a test asks, to answer like a throttled DynamoDB.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from tracking.entities import Artifact, Dataset, Experiment, Metric, RunStatus
+from tracking.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from tracking.stores import dynamodb_schema
+from tracking.stores._tokens import encode_token
+from tracking.stores.dynamodb import UNPROCESSED_RETRY_ATTEMPTS, DynamoDBMetadataStore
+
+PREFIX = "unit"
+Handler = Callable[[str, dict[str, Any]], dict[str, Any] | None]
+
+
+@dataclass
+class Api:
+    """Records every DynamoDB request; ``handler`` may answer one instead of moto."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    handler: Handler | None = None
+    send: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+
+    def operations(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Api:
+    recorder = Api()
+    original = BaseClient._make_api_call
+
+    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        recorder.calls.append((operation, params))
+        recorder.send = lambda op, p: original(client, op, p)
+        if recorder.handler is not None:
+            answer = recorder.handler(operation, params)
+            if answer is not None:
+                return answer
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return recorder
+
+
+@pytest.fixture
+def store() -> Iterator[DynamoDBMetadataStore]:
+    with mock_aws():
+        metadata = DynamoDBMetadataStore(PREFIX)
+        metadata.initialize()
+        metadata._sleep = lambda _seconds: None
+        try:
+            yield metadata
+        finally:
+            metadata.close()
+
+
+def _run(store: DynamoDBMetadataStore, run_id: str = "run1", start_time: int = 1000) -> Experiment:
+    experiment = store.get_or_create_experiment("exp")
+    store.create_run(
+        experiment=experiment,
+        run_id=run_id,
+        run_name=None,
+        tags={},
+        parent_run_id=None,
+        start_time=start_time,
+    )
+    return experiment
+
+
+def _raw_items(table: str) -> list[dict[str, Any]]:
+    """Every item of a table, read by the test (never by the store) to inspect the layout."""
+    client = boto3.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(TableName=table):
+        items.extend(page["Items"])
+    return items
+
+
+# -- construction, configuration ------------------------------------------------------------
+
+
+def test_import_and_construction_create_no_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    created: list[str] = []
+    original = BaseClient.__init__
+
+    def counting(self: BaseClient, *args: Any, **kwargs: Any) -> None:
+        created.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseClient, "__init__", counting)
+    monkeypatch.delitem(sys.modules, "tracking.stores.dynamodb")
+    module = importlib.import_module("tracking.stores.dynamodb")
+    module.DynamoDBMetadataStore("lazy")
+    assert created == []
+
+
+def test_invalid_prefix_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput):
+        DynamoDBMetadataStore("bad prefix/with space")
+
+
+def test_region_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DynamoDBMetadataStore("p", region="eu-west-3").region == "eu-west-3"
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert DynamoDBMetadataStore("p").region == "eu-central-1"
+    monkeypatch.delenv("AWS_REGION")
+    assert DynamoDBMetadataStore("p").region == "us-west-2"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    assert DynamoDBMetadataStore("p").region == "us-east-1"
+
+
+def test_endpoint_from_environment_and_bounded_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    client = DynamoDBMetadataStore("p")._connection().client
+    assert client.meta.endpoint_url == "http://127.0.0.1:4566"
+    assert client.meta.config.connect_timeout == 2
+    assert client.meta.config.read_timeout == 5
+    assert client.meta.config.retries["total_max_attempts"] == 4
+
+    explicit = DynamoDBMetadataStore("p", host="http://localhost:8000")._connection().client
+    assert explicit.meta.endpoint_url == "http://localhost:8000"
+
+
+# -- tables ---------------------------------------------------------------------------------
+
+
+def test_table_definitions_are_create_table_parameters() -> None:
+    tracking, metrics = dynamodb_schema.table_definitions("acme")
+    assert tracking["TableName"] == "acme-tracking"
+    assert metrics["TableName"] == "acme-metrics"
+    for table in (tracking, metrics):
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
+        declared = {a["AttributeName"] for a in table["AttributeDefinitions"]}
+        used = {k["AttributeName"] for k in table["KeySchema"]}
+        for index in table.get("GlobalSecondaryIndexes", []):
+            used |= {k["AttributeName"] for k in index["KeySchema"]}
+        assert declared == used  # CreateTable refuses unused attribute definitions
+    assert [index["IndexName"] for index in tracking["GlobalSecondaryIndexes"]] == ["gsi1"]
+
+
+def test_initialize_creates_declared_tables_once(api: Api) -> None:
+    with mock_aws():
+        store = DynamoDBMetadataStore(PREFIX)
+        store.initialize()
+        store.initialize()
+        assert api.operations().count("CreateTable") == 2
+        client = boto3.client("dynamodb")
+        for definition in dynamodb_schema.table_definitions(PREFIX):
+            table = client.describe_table(TableName=definition["TableName"])["Table"]
+            assert table["TableStatus"] == "ACTIVE"
+            assert table["KeySchema"] == definition["KeySchema"]
+            assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+            indexes = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
+            for index in definition.get("GlobalSecondaryIndexes", []):
+                assert indexes[index["IndexName"]]["KeySchema"] == index["KeySchema"]
+                assert indexes[index["IndexName"]]["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_initialize_refuses_a_table_with_another_key_schema() -> None:
+    with mock_aws():
+        boto3.client("dynamodb").create_table(
+            TableName=f"{PREFIX}-tracking",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with pytest.raises(StoreUnavailable, match="key schema"):
+            DynamoDBMetadataStore(PREFIX).initialize()
+
+
+def test_requests_never_create_tables() -> None:
+    with mock_aws():
+        store = DynamoDBMetadataStore(PREFIX)
+        with pytest.raises(StoreUnavailable, match="tracking init"):
+            store.create_experiment("exp")
+        assert boto3.client("dynamodb").list_tables()["TableNames"] == []
+
+
+# -- request shapes ---------------------------------------------------------------------------
+
+
+def test_no_scan_on_any_path(store: DynamoDBMetadataStore, api: Api) -> None:
+    experiment = _run(store)
+    store.create_run(
+        experiment=experiment,
+        run_id="child",
+        run_name="c",
+        tags={"t": "1"},
+        parent_run_id="run1",
+        start_time=2000,
+    )
+    store.log_batch(
+        "run1",
+        params={"p": "1"},
+        tags={"t": "2"},
+        metrics=[Metric(key="loss", value=1.0 / (i + 1), step=i, timestamp=i) for i in range(60)],
+    )
+    store.log_dataset(
+        "run1", Dataset(name="d", uri="s3://b/d", digest="ab", digest_algorithm="md5", logged_at=1)
+    )
+    store.log_artifact(
+        "run1", Artifact(name="model", uri="s3://b/m", sha256="ff", size=1, created_at=1)
+    )
+    store.set_run_status("run1", RunStatus.FINISHED, 5000)
+    store.get_run("run1")
+    list(store.iter_runs("exp"))
+    list(store.iter_metric_history("run1", "loss"))
+    store.list_experiments(1)
+    assert api.calls, "the recorder saw nothing"
+    assert "Scan" not in api.operations()
+    assert {"Query", "BatchWriteItem", "TransactWriteItems"} <= set(api.operations())
+
+
+def test_metric_points_go_in_batches_of_25(store: DynamoDBMetadataStore, api: Api) -> None:
+    _run(store)
+    api.calls.clear()
+    store.log_batch(
+        "run1", metrics=[Metric(key="m", value=float(i), step=i, timestamp=i) for i in range(1000)]
+    )
+    sizes = [
+        len(params["RequestItems"][f"{PREFIX}-metrics"])
+        for name, params in api.calls
+        if name == "BatchWriteItem"
+    ]
+    assert sizes == [25] * 40
+    assert len(list(store.iter_metric_history("run1", "m"))) == 1000
+
+
+def test_repeated_point_in_one_batch_is_written_once(store: DynamoDBMetadataStore) -> None:
+    _run(store)
+    store.log_batch(
+        "run1",
+        metrics=[
+            Metric(key="m", value=1.0, step=3, timestamp=1),
+            Metric(key="m", value=2.0, step=3, timestamp=2),
+        ],
+    )
+    history = store.get_metric_history("run1", "m").items
+    assert [(p.step, p.value) for p in history] == [(3, 2.0)]
+    assert store.get_run("run1").metrics["m"].value == 2.0
+
+
+def test_unprocessed_items_are_resent_with_backoff(store: DynamoDBMetadataStore, api: Api) -> None:
+    _run(store)
+    throttled = {"left": 3}
+    table = f"{PREFIX}-metrics"
+
+    def half_processed(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if operation != "BatchWriteItem" or throttled["left"] == 0:
+            return None
+        throttled["left"] -= 1
+        requests = params["RequestItems"][table]
+        keep, rest = requests[: len(requests) // 2], requests[len(requests) // 2 :]
+        assert api.send is not None
+        api.send(operation, {**params, "RequestItems": {table: keep}})
+        return {"UnprocessedItems": {table: rest}}
+
+    api.handler = half_processed
+    sleeps: list[float] = []
+    store._sleep = sleeps.append
+    store.log_batch(
+        "run1", metrics=[Metric(key="m", value=float(i), step=i, timestamp=i) for i in range(25)]
+    )
+    assert [p.step for p in store.iter_metric_history("run1", "m")] == list(range(25))
+    assert len(sleeps) == 3
+    # Equal jitter around an exponential curve: each wait lies in [d/2, d], d doubling.
+    for attempt, slept in enumerate(sleeps):
+        ceiling = 0.05 * 2**attempt
+        assert ceiling / 2 <= slept <= ceiling
+
+
+def test_unprocessed_items_never_dropped_silently(store: DynamoDBMetadataStore, api: Api) -> None:
+    _run(store)
+    table = f"{PREFIX}-metrics"
+
+    def nothing_processed(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if operation == "BatchWriteItem":
+            return {"UnprocessedItems": {table: params["RequestItems"][table]}}
+        return None
+
+    api.handler = nothing_processed
+    sleeps: list[float] = []
+    store._sleep = sleeps.append
+    with pytest.raises(StoreUnavailable, match="unprocessed") as raised:
+        store.log_metric("run1", Metric(key="m", value=1.0, step=0, timestamp=0))
+    assert len(sleeps) == UNPROCESSED_RETRY_ATTEMPTS
+    assert "Traceback" not in str(raised.value)
+
+
+def test_items_stay_small(store: DynamoDBMetadataStore) -> None:
+    _run(store)
+    store.log_batch("run1", params={f"p{i:03d}": "x" * 200 for i in range(300)})
+    for key in ("a", "b", "c"):
+        store.log_batch(
+            "run1",
+            metrics=[Metric(key=key, value=0.5, step=i, timestamp=i) for i in range(1000)],
+        )
+    biggest = max(
+        len(json.dumps(item))
+        for table in (f"{PREFIX}-tracking", f"{PREFIX}-metrics")
+        for item in _raw_items(table)
+    )
+    assert biggest < 2_000
+    run = store.get_run("run1")
+    assert len(run.params) == 300
+    assert set(run.metrics) == {"a", "b", "c"}
+
+
+# -- params and conflicts -----------------------------------------------------------------------
+
+
+def test_conflict_in_a_large_batch_writes_nothing(store: DynamoDBMetadataStore) -> None:
+    _run(store)
+    store.log_param("run1", "p150", "old")
+    params = {f"p{i:03d}": "v" for i in range(250)}  # three transactions' worth
+    with pytest.raises(Conflict, match="p150"):
+        store.log_batch(
+            "run1", params=params, metrics=[Metric(key="m", value=1.0, step=0, timestamp=0)]
+        )
+    run = store.get_run("run1")
+    assert run.params == {"p150": "old"}
+    assert run.metrics == {}
+    assert store.get_metric_history("run1", "m").items == []
+
+
+def test_large_batch_with_same_values_is_a_no_op_rewrite(store: DynamoDBMetadataStore) -> None:
+    _run(store)
+    params = {f"p{i:03d}": str(i) for i in range(250)}
+    tags = {f"t{i:03d}": "x" for i in range(30)}
+    store.log_batch("run1", params=params, tags=tags)
+    store.log_batch("run1", params=params)
+    run = store.get_run("run1")
+    assert run.params == params
+    assert run.tags == tags
+
+
+def test_older_point_does_not_replace_latest(store: DynamoDBMetadataStore) -> None:
+    _run(store)
+    store.log_metric("run1", Metric(key="m", value=0.1, step=10, timestamp=5))
+    store.log_metric("run1", Metric(key="m", value=0.9, step=9, timestamp=99))
+    store.log_metric("run1", Metric(key="m", value=0.8, step=10, timestamp=4))
+    assert store.get_run("run1").metrics["m"] == Metric(key="m", value=0.1, step=10, timestamp=5)
+
+
+def test_metric_values_round_trip_exactly(store: DynamoDBMetadataStore) -> None:
+    _run(store)
+    values = [0.1 + 0.2, 1e-300, 1.7976931348623157e308, -0.0, 123456789.123456789]
+    store.log_batch(
+        "run1",
+        metrics=[Metric(key="m", value=v, step=i, timestamp=0) for i, v in enumerate(values)],
+    )
+    assert [p.value for p in store.iter_metric_history("run1", "m")] == values
+
+
+# -- pagination ---------------------------------------------------------------------------------
+
+
+def test_exact_pages_end_with_no_token(store: DynamoDBMetadataStore) -> None:
+    for name in ("a", "b", "c", "d"):
+        store.create_experiment(name)
+    first = store.list_experiments(2)
+    second = store.list_experiments(2, first.next_token)
+    assert [e.name for e in first.items + second.items] == ["a", "b", "c", "d"]
+    assert second.next_token is None
+
+
+def test_runs_with_equal_start_time_page_by_run_id(store: DynamoDBMetadataStore) -> None:
+    experiment = _run(store, "r0", start_time=500)
+    for run_id in ("r3", "r1", "r2"):
+        store.create_run(
+            experiment=experiment,
+            run_id=run_id,
+            run_name=None,
+            tags={},
+            parent_run_id=None,
+            start_time=1000,
+        )
+    seen: list[str] = []
+    token = None
+    while True:
+        page = store.list_runs("exp", 1, token)
+        seen += [run.run_id for run in page.items]
+        token = page.next_token
+        if token is None:
+            break
+    assert seen == ["r1", "r2", "r3", "r0"]
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage!",
+        "e30",  # {}
+        encode_token({"experiment": 5}),
+        encode_token({"order": "x", "run": "y"}),
+        encode_token({"step": "3"}),
+        encode_token({"step": -1}),
+    ],
+)
+def test_foreign_tokens_are_invalid_input(store: DynamoDBMetadataStore, token: str) -> None:
+    _run(store)
+    for call in (
+        lambda: store.list_experiments(10, token),
+        lambda: store.list_runs("exp", 10, token),
+        lambda: store.get_metric_history("run1", "m", 10, token),
+    ):
+        with pytest.raises(InvalidInput):
+            call()
+
+
+# -- error translation --------------------------------------------------------------------------
+
+
+def _client_error(code: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "slow down"}}, operation)
+
+
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
+)
+def test_backend_errors_are_store_unavailable(
+    store: DynamoDBMetadataStore, api: Api, code: str
+) -> None:
+    _run(store)
+
+    def failing(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        raise _client_error(code, operation)
+
+    api.handler = failing
+    for call in (
+        lambda: store.get_run("run1"),
+        lambda: store.get_experiment("exp"),
+        lambda: store.log_param("run1", "p", "v"),
+        lambda: store.log_metric("run1", Metric(key="m", value=1.0, step=0, timestamp=0)),
+        lambda: store.list_runs("exp"),
+        lambda: store.set_run_status("run1", RunStatus.FAILED, 1),
+    ):
+        with pytest.raises(StoreUnavailable) as raised:
+            call()
+        assert "Traceback" not in raised.value.message
+        assert raised.value.__cause__ is not None
+
+
+def test_transaction_conflict_is_conflict(store: DynamoDBMetadataStore, api: Api) -> None:
+    _run(store)
+
+    def racing(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if operation != "TransactWriteItems":
+            return None
+        error = _client_error("TransactionCanceledException", operation)
+        error.response["CancellationReasons"] = [
+            {"Code": "None"},
+            {"Code": "TransactionConflict", "Message": "conflict"},
+        ]
+        raise error
+
+    api.handler = racing
+    with pytest.raises(Conflict, match="concurrent"):
+        store.log_param("run1", "p", "v")
+
+
+def test_unreachable_endpoint_is_store_unavailable_quickly() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = DynamoDBMetadataStore(
+        PREFIX,
+        host=f"http://127.0.0.1:{port}",
+        connect_timeout_seconds=0.5,
+        read_timeout_seconds=0.5,
+        max_retry_attempts=0,
+    )
+    with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1") as raised:
+        store.get_experiment("exp")
+    assert "Traceback" not in raised.value.message
+    with pytest.raises(StoreUnavailable):
+        store.initialize()
+
+
+def test_missing_run_is_not_found_everywhere(store: DynamoDBMetadataStore) -> None:
+    _run(store)
+    with pytest.raises(NotFound):
+        store.set_run_status("nope", RunStatus.FINISHED, 1)
+    with pytest.raises(NotFound):
+        store.log_batch("nope")
+    with pytest.raises(NotFound):
+        store.get_metric_history("nope", "m")

@@ -1,0 +1,1031 @@
+"""The DynamoDB metadata store, on pynamodb.
+
+The tables are declared in ``dynamodb_schema`` (see its docstring for the item layout). Everything
+a run owns lives in the run's partition of the tracking table, one small item per param, tag,
+latest metric, dataset or artifact record, so ``get_run`` is one Query and no item grows with the
+run. Metric history is one item per point in the metrics table.
+
+pynamodb caches one connection per ``Model`` class, and its classes carry their table name, so the
+classes are built per store instance (``_Models``) rather than at import: importing this module
+creates no client, moto can start first, and two stores with different prefixes never share a
+table binding.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import (
+    DoesNotExist,
+    PutError,
+    PynamoDBException,
+    TransactWriteError,
+    UpdateError,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Run, RunStatus
+from tracking.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+    TrackingError,
+)
+from tracking.stores import dynamodb_schema as schema
+from tracking.stores._tokens import check_page_size, decode_token, encode_token
+from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
+
+_T = TypeVar("_T")
+
+DEFAULT_REGION = "us-east-1"
+#: DynamoDB's limits on one BatchWriteItem and one TransactWriteItems request.
+BATCH_WRITE_LIMIT = 25
+TRANSACTION_LIMIT = 100
+#: Re-sends of ``UnprocessedItems`` before a batch gives up with ``StoreUnavailable``. With the
+#: backoff below the worst case per chunk is about 4 s of sleeping.
+UNPROCESSED_RETRY_ATTEMPTS = 6
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 2.0
+#: Partition queries ``list_runs`` sends at once to assemble a page of complete runs.
+LIST_RUNS_CONCURRENCY = 8
+#: How long ``initialize`` waits for new tables to become ACTIVE.
+TABLE_ACTIVE_TIMEOUT_SECONDS = 300.0
+
+_EXPERIMENTS_GSI_PK = "EXPERIMENTS"
+_EXPERIMENT_SK = "EXP"
+_RUN_SK = "RUN"
+_PARAM = "PARAM#"
+_TAG = "TAG#"
+_METRIC = "METRIC#"
+_DATASET = "DATASET#"
+_ARTIFACT = "ARTIFACT#"
+#: Runs are listed newest first by querying gsi1 forward on ``INVERSION - start_time``, so equal
+#: start times fall back to ascending run id, as in the SQLite store's ORDER BY.
+_START_TIME_INVERSION = 10**16 - 1
+_START_TIME_DIGITS = 16
+
+_THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
+
+
+def _experiment_pk(name: str) -> str:
+    return f"EXP#{name}"
+
+
+def _run_pk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def _runs_gsi_pk(experiment_id: str) -> str:
+    return f"RUNS#{experiment_id}"
+
+
+def _runs_gsi_sk(start_time: int, run_id: str) -> str:
+    if isinstance(start_time, bool) or not 0 <= start_time <= _START_TIME_INVERSION:
+        raise InvalidInput("run start_time must be non-negative integer milliseconds")
+    return f"{_START_TIME_INVERSION - start_time:0{_START_TIME_DIGITS}d}#{run_id}"
+
+
+def _metric_pk(run_id: str, key: str) -> str:
+    return f"{run_id}#{key}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _resolve_region(region: str | None) -> str:
+    if region:
+        return region
+    # botocore's own "region" setting reads AWS_DEFAULT_REGION and the profile, but not
+    # AWS_REGION, which is the one Lambda and most containers set.
+    from_env = os.environ.get("AWS_REGION")
+    if from_env:
+        return from_env
+    configured = botocore.session.get_session().get_config_variable("region")
+    return str(configured) if configured else DEFAULT_REGION
+
+
+# -- error translation ------------------------------------------------------------------------
+
+
+def _error_code(error: BaseException) -> str | None:
+    if isinstance(error, PynamoDBException):
+        return error.cause_response_code
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def _is_conditional_failure(error: PynamoDBException) -> bool:
+    return error.cause_response_code == "ConditionalCheckFailedException"
+
+
+def _unavailable(action: str, error: BaseException) -> StoreUnavailable:
+    """Describe a DynamoDB failure in one line, without the request payload or a traceback."""
+    code = _error_code(error)
+    cause = error.cause if isinstance(error, PynamoDBException) else error
+    if code in _THROTTLING_CODES:
+        return StoreUnavailable(f"DynamoDB throttled {action} after retries; try again later")
+    if code == "ResourceNotFoundException":
+        return StoreUnavailable(
+            f"DynamoDB {action} failed: a table does not exist; run `tracking init` first"
+        )
+    if code:
+        message = ""
+        if isinstance(error, PynamoDBException):
+            message = error.cause_response_message or ""
+        elif isinstance(error, ClientError):
+            message = str(error.response.get("Error", {}).get("Message", ""))
+        return StoreUnavailable(f"DynamoDB {action} failed: {code}: {message}".rstrip(": "))
+    if isinstance(cause, BotoCoreError):
+        # Connection errors and timeouts: botocore's message names the endpoint, which helps.
+        return StoreUnavailable(f"DynamoDB {action} failed: {cause}")
+    return StoreUnavailable(f"DynamoDB {action} failed: {type(cause).__name__}")
+
+
+@contextmanager
+def _calling(action: str) -> Iterator[None]:
+    """Turn any pynamodb/botocore failure inside the block into ``StoreUnavailable``."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except (PynamoDBException, BotoCoreError, ClientError) as error:
+        raise _unavailable(action, error) from error
+
+
+# -- pynamodb classes, one set per store --------------------------------------------------------
+
+
+class _Models:
+    """The pynamodb classes bound to one store's tables and connection settings."""
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        region: str,
+        host: str | None,
+        connect_timeout_seconds: float,
+        read_timeout_seconds: float,
+        max_retry_attempts: int,
+    ) -> None:
+        class _Settings:
+            # Model.Meta is read by pynamodb when it builds the class's connection.
+            region = ""
+            host: str | None = None
+            connect_timeout_seconds = 0.0
+            read_timeout_seconds = 0.0
+            max_retry_attempts = 0
+
+        _Settings.region = region
+        _Settings.host = host
+        _Settings.connect_timeout_seconds = connect_timeout_seconds
+        _Settings.read_timeout_seconds = read_timeout_seconds
+        _Settings.max_retry_attempts = max_retry_attempts
+
+        class Gsi1(GlobalSecondaryIndex[Any]):  # type: ignore[no-untyped-call]
+            class Meta:
+                index_name = schema.GSI1_NAME
+                projection = AllProjection()
+
+            gsi1pk = UnicodeAttribute(hash_key=True)
+            gsi1sk = UnicodeAttribute(range_key=True)
+
+        class TrackingItem(Model):
+            """Any item of the tracking table; which attributes are set depends on ``sk``."""
+
+            class Meta(_Settings):
+                table_name = schema.tracking_table_name(prefix)
+
+            pk = UnicodeAttribute(hash_key=True)
+            sk = UnicodeAttribute(range_key=True)
+            gsi1pk = UnicodeAttribute(null=True)
+            gsi1sk = UnicodeAttribute(null=True)
+            gsi1 = Gsi1()
+            # experiment
+            experiment_id = UnicodeAttribute(null=True)
+            name = UnicodeAttribute(null=True)
+            created_at = NumberAttribute(null=True)
+            tags = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
+            # run
+            run_id = UnicodeAttribute(null=True)
+            experiment_name = UnicodeAttribute(null=True)
+            run_name = UnicodeAttribute(null=True)
+            status = UnicodeAttribute(null=True)
+            start_time = NumberAttribute(null=True)
+            end_time = NumberAttribute(null=True)
+            parent_run_id = UnicodeAttribute(null=True)
+            # param / tag value; latest metric value as repr(float) (see MetricPoint.value)
+            value = UnicodeAttribute(null=True)
+            step = NumberAttribute(null=True)
+            timestamp = NumberAttribute(null=True)
+            # dataset / artifact record
+            uri = UnicodeAttribute(null=True)
+            digest = UnicodeAttribute(null=True)
+            digest_algorithm = UnicodeAttribute(null=True)
+            size = NumberAttribute(null=True)
+            version_id = UnicodeAttribute(null=True)
+            logged_at = NumberAttribute(null=True)
+            sha256 = UnicodeAttribute(null=True)
+
+        class MetricPoint(Model):
+            """One point of a metric's history."""
+
+            class Meta(_Settings):
+                table_name = schema.metrics_table_name(prefix)
+
+            pk = UnicodeAttribute(hash_key=True)
+            step = NumberAttribute(range_key=True)
+            # A string holding repr(float): exact round trip, and DynamoDB numbers cannot hold
+            # the whole float range (their exponent stops at 1e125 / 1e-130).
+            value = UnicodeAttribute()
+            timestamp = NumberAttribute()
+
+        self.TrackingItem = TrackingItem
+        self.MetricPoint = MetricPoint
+
+
+# -- item -> entity ---------------------------------------------------------------------------
+
+
+def _experiment_from(item: Any) -> Experiment:
+    tags = item.tags.as_dict() if item.tags is not None else {}
+    return Experiment(
+        experiment_id=item.experiment_id,
+        name=item.name,
+        created_at=int(item.created_at),
+        tags=dict(tags),
+    )
+
+
+def _run_from(items: Iterable[Any]) -> Run | None:
+    """Assemble a run from the items of its partition; ``None`` when the run item is missing."""
+    head: Any = None
+    params: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    metrics: dict[str, Metric] = {}
+    datasets: dict[str, Dataset] = {}
+    artifacts: dict[str, Artifact] = {}
+    for item in items:
+        sk: str = item.sk
+        if sk == _RUN_SK:
+            head = item
+        elif sk.startswith(_PARAM):
+            params[sk[len(_PARAM) :]] = item.value
+        elif sk.startswith(_TAG):
+            tags[sk[len(_TAG) :]] = item.value
+        elif sk.startswith(_METRIC):
+            key = sk[len(_METRIC) :]
+            metrics[key] = Metric(
+                key=key,
+                value=float(item.value),
+                step=int(item.step),
+                timestamp=int(item.timestamp),
+            )
+        elif sk.startswith(_DATASET):
+            name = sk[len(_DATASET) :]
+            datasets[name] = Dataset(
+                name=name,
+                uri=item.uri,
+                digest=item.digest,
+                digest_algorithm=item.digest_algorithm,
+                size=None if item.size is None else int(item.size),
+                version_id=item.version_id,
+                logged_at=int(item.logged_at),
+            )
+        elif sk.startswith(_ARTIFACT):
+            name = sk[len(_ARTIFACT) :]
+            artifacts[name] = Artifact(
+                name=name,
+                uri=item.uri,
+                sha256=item.sha256,
+                size=int(item.size),
+                created_at=int(item.created_at),
+            )
+    if head is None:
+        return None
+    return Run(
+        run_id=head.run_id,
+        experiment_id=head.experiment_id,
+        experiment_name=head.experiment_name,
+        run_name=head.run_name,
+        status=RunStatus(head.status),
+        start_time=int(head.start_time),
+        end_time=None if head.end_time is None else int(head.end_time),
+        parent_run_id=head.parent_run_id,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        datasets=datasets,
+        artifacts=artifacts,
+    )
+
+
+def _latest_points(metrics: Sequence[Metric]) -> dict[str, Metric]:
+    """Per key, the point with the highest (step, timestamp); a later point wins a full tie."""
+    latest: dict[str, Metric] = {}
+    for metric in metrics:
+        current = latest.get(metric.key)
+        if current is None or (metric.step, metric.timestamp) >= (current.step, current.timestamp):
+            latest[metric.key] = metric
+    return latest
+
+
+def _history_points(metrics: Sequence[Metric]) -> list[Metric]:
+    """One point per (key, step), the last one given: a batch may not repeat a key."""
+    points: dict[tuple[str, int], Metric] = {}
+    for metric in metrics:
+        points[(metric.key, metric.step)] = metric
+    return list(points.values())
+
+
+class DynamoDBMetadataStore(MetadataStore):
+    """``MetadataStore`` on two DynamoDB tables named ``{table_prefix}-tracking`` and ``-metrics``.
+
+    Region: ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the AWS profile, else
+    ``us-east-1``. Endpoint: ``host``, else botocore's own resolution, which honours
+    ``AWS_ENDPOINT_URL_DYNAMODB`` and ``AWS_ENDPOINT_URL`` (moto server, DynamoDB Local).
+    Timeouts and botocore retries are bounded so that a failing call gives up well within API
+    Gateway's 29 s.
+    """
+
+    def __init__(
+        self,
+        table_prefix: str,
+        *,
+        region: str | None = None,
+        host: str | None = None,
+        connect_timeout_seconds: float = 2,
+        read_timeout_seconds: float = 5,
+        max_retry_attempts: int = 3,
+    ) -> None:
+        """Bind the store to its tables; no request is sent and no client is created yet.
+
+        Raises:
+            InvalidInput: ``table_prefix`` cannot form DynamoDB table names.
+        """
+        if (
+            not isinstance(table_prefix, str)
+            or not 1 <= len(table_prefix) <= 200
+            or not all(
+                char.isascii() and (char.isalnum() or char in "_.-") for char in table_prefix
+            )
+        ):
+            raise InvalidInput(
+                f"invalid DynamoDB table prefix {table_prefix!r}: use 1-200 characters "
+                "from A-Z a-z 0-9 _ . -"
+            )
+        self.table_prefix = table_prefix
+        self.region = _resolve_region(region)
+        self.host = host or None
+        self._models = _Models(
+            table_prefix,
+            region=self.region,
+            host=self.host,
+            connect_timeout_seconds=connect_timeout_seconds,
+            read_timeout_seconds=read_timeout_seconds,
+            max_retry_attempts=max_retry_attempts,
+        )
+        # Indirection so tests can observe the backoff without sleeping.
+        self._sleep: Callable[[float], None] = time.sleep
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _connection(self) -> Connection:
+        # The tracking class's own connection: transactions and table creation share its client.
+        connection: Connection = self._models.TrackingItem._get_connection().connection
+        return connection
+
+    def _transact(self, action: str, fill: Callable[[TransactWrite], None]) -> list[str | None]:
+        """Run one TransactWriteItems built by ``fill``.
+
+        Returns:
+            ``[]`` when it committed, else the cancellation reason code of each item in request
+            order (condition checks first, then puts), when every reason is a failed condition.
+
+        Raises:
+            Conflict: another transaction touched the same items at the same time.
+            StoreUnavailable: any other failure.
+        """
+        try:
+            with TransactWrite(connection=self._connection()) as transaction:
+                fill(transaction)
+        except TransactWriteError as error:
+            codes = [reason.code if reason else None for reason in error.cancellation_reasons]
+            if error.cause_response_code == "TransactionCanceledException" and codes:
+                if "TransactionConflict" in codes:
+                    raise Conflict(
+                        f"{action} lost a race with a concurrent change to the same items; retry"
+                    ) from error
+                if all(code in (None, "ConditionalCheckFailed") for code in codes):
+                    return codes
+            raise _unavailable(action, error) from error
+        except (PynamoDBException, BotoCoreError, ClientError) as error:
+            raise _unavailable(action, error) from error
+        return []
+
+    def _run_exists(self, run_id: str) -> bool:
+        model = self._models.TrackingItem
+        with _calling("get run"):
+            try:
+                model.get(_run_pk(run_id), _RUN_SK, consistent_read=True, attributes_to_get=["pk"])
+            except DoesNotExist:
+                return False
+        return True
+
+    def _require_run(self, run_id: str) -> None:
+        if not self._run_exists(run_id):
+            raise NotFound(f"run {run_id!r} not found")
+
+    def _query_partition(self, run_id: str) -> list[Any]:
+        # No limit: pynamodb follows LastEvaluatedKey, so a run larger than 1 MB still loads.
+        with _calling("get run"):
+            return list(self._models.TrackingItem.query(_run_pk(run_id), consistent_read=True))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Create the tables declared in ``dynamodb_schema`` when missing and wait until ACTIVE.
+
+        Idempotent: existing tables are only checked.
+
+        Raises:
+            StoreUnavailable: DynamoDB failed, a table did not become ACTIVE in time, or an
+                existing table has another key schema than the declaration.
+        """
+        with _calling("initialize"):
+            client: Any = self._connection().client
+            for definition in schema.table_definitions(self.table_prefix):
+                self._ensure_table(client, definition)
+
+    def _ensure_table(self, client: Any, definition: dict[str, Any]) -> None:
+        name = definition["TableName"]
+        try:
+            description = client.describe_table(TableName=name)["Table"]
+        except ClientError as error:
+            if _error_code(error) != "ResourceNotFoundException":
+                raise
+            try:
+                client.create_table(**definition)
+            except ClientError as create_error:
+                # Another `tracking init` may be creating it right now; then just wait.
+                if _error_code(create_error) != "ResourceInUseException":
+                    raise
+            description = self._wait_active(client, name)
+        else:
+            if description.get("TableStatus") != "ACTIVE":
+                description = self._wait_active(client, name)
+        if description.get("KeySchema") != definition["KeySchema"]:
+            raise StoreUnavailable(
+                f"DynamoDB table {name} exists with key schema {description.get('KeySchema')}; "
+                f"this version expects {definition['KeySchema']}"
+            )
+
+    def _wait_active(self, client: Any, name: str) -> dict[str, Any]:
+        deadline = time.monotonic() + TABLE_ACTIVE_TIMEOUT_SECONDS
+        while True:
+            description: dict[str, Any] = client.describe_table(TableName=name)["Table"]
+            indexes = description.get("GlobalSecondaryIndexes", [])
+            if description.get("TableStatus") == "ACTIVE" and all(
+                index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes
+            ):
+                return description
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(
+                    f"DynamoDB table {name} is not ACTIVE "
+                    f"after {TABLE_ACTIVE_TIMEOUT_SECONDS:.0f} s"
+                )
+            self._sleep(1.0)
+
+    def close(self) -> None:
+        """Close the HTTP connection pools of the clients this store created."""
+        for model in (self._models.TrackingItem, self._models.MetricPoint):
+            table_connection = model._connection
+            # Only close what exists: reading `.client` would create a client just to close it.
+            client = (
+                getattr(table_connection.connection, "_client", None) if table_connection else None
+            )
+            if client is not None:
+                client.close()
+
+    # -- experiments ---------------------------------------------------------------------------
+
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> Experiment:
+        """Create an experiment; its name is claimed with a conditional put.
+
+        Raises:
+            AlreadyExists: an experiment with this name exists.
+        """
+        model = self._models.TrackingItem
+        experiment = Experiment(
+            experiment_id=uuid.uuid4().hex,
+            name=name,
+            created_at=_now_ms(),
+            tags=dict(tags or {}),
+        )
+        item = model(
+            _experiment_pk(name),
+            _EXPERIMENT_SK,
+            gsi1pk=_EXPERIMENTS_GSI_PK,
+            gsi1sk=name,
+            experiment_id=experiment.experiment_id,
+            name=name,
+            created_at=experiment.created_at,
+            tags=experiment.tags,
+        )
+        try:
+            item.save(condition=model.pk.does_not_exist())
+        except PutError as error:
+            if _is_conditional_failure(error):
+                raise AlreadyExists(f"experiment {name!r} already exists") from error
+            raise _unavailable("create experiment", error) from error
+        except (PynamoDBException, BotoCoreError, ClientError) as error:
+            raise _unavailable("create experiment", error) from error
+        return experiment
+
+    def get_experiment(self, name: str) -> Experiment:
+        """Return the experiment called ``name``.
+
+        Raises:
+            NotFound: no such experiment.
+        """
+        with _calling("get experiment"):
+            try:
+                item = self._models.TrackingItem.get(
+                    _experiment_pk(name), _EXPERIMENT_SK, consistent_read=True
+                )
+            except DoesNotExist:
+                raise NotFound(f"experiment {name!r} not found") from None
+        return _experiment_from(item)
+
+    def list_experiments(
+        self, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[Experiment]:
+        """Return experiments ordered by name, from one Query on ``gsi1``.
+
+        Raises:
+            InvalidInput: bad ``max_results`` or ``page_token``.
+        """
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        start_key: dict[str, dict[str, Any]] | None = None
+        if page_token is not None:
+            name = decode_token(page_token, ("experiment",))["experiment"]
+            if not isinstance(name, str) or not name:
+                raise InvalidInput("invalid page token")
+            start_key = {
+                "gsi1pk": {"S": _EXPERIMENTS_GSI_PK},
+                "gsi1sk": {"S": name},
+                "pk": {"S": _experiment_pk(name)},
+                "sk": {"S": _EXPERIMENT_SK},
+            }
+        model = self._models.TrackingItem
+        with _calling("list experiments"):
+            # One more than asked: tells whether another page exists without an empty last page.
+            items = list(
+                model.query(
+                    _EXPERIMENTS_GSI_PK,
+                    index_name=schema.GSI1_NAME,
+                    limit=limit + 1,
+                    last_evaluated_key=start_key,
+                )
+            )
+        experiments = [_experiment_from(item) for item in items[:limit]]
+        token = None
+        if len(items) > limit:
+            token = encode_token({"experiment": experiments[-1].name})
+        return Page(items=experiments, next_token=token)
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        experiment: Experiment,
+        run_id: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        parent_run_id: str | None,
+        start_time: int,
+    ) -> Run:
+        """Create a ``RUNNING`` run and its tags in one transaction.
+
+        Raises:
+            AlreadyExists: ``run_id`` is taken.
+            NotFound: the experiment or ``parent_run_id`` does not exist.
+        """
+        model = self._models.TrackingItem
+        run = Run(
+            run_id=run_id,
+            experiment_id=experiment.experiment_id,
+            experiment_name=experiment.name,
+            run_name=run_name,
+            status=RunStatus.RUNNING,
+            start_time=start_time,
+            parent_run_id=parent_run_id,
+            tags=dict(tags),
+        )
+        head = model(
+            _run_pk(run_id),
+            _RUN_SK,
+            gsi1pk=_runs_gsi_pk(experiment.experiment_id),
+            gsi1sk=_runs_gsi_sk(start_time, run_id),
+            run_id=run_id,
+            experiment_id=experiment.experiment_id,
+            experiment_name=experiment.name,
+            run_name=run_name,
+            status=RunStatus.RUNNING.value,
+            start_time=start_time,
+            parent_run_id=parent_run_id,
+        )
+        checks = 2 if parent_run_id is not None else 1
+        tag_items = list(tags.items())
+        first_tags = tag_items[: TRANSACTION_LIMIT - checks - 1]
+
+        def fill(transaction: TransactWrite) -> None:
+            transaction.condition_check(
+                model, _experiment_pk(experiment.name), _EXPERIMENT_SK, condition=model.pk.exists()
+            )
+            if parent_run_id is not None:
+                transaction.condition_check(
+                    model, _run_pk(parent_run_id), _RUN_SK, condition=model.pk.exists()
+                )
+            transaction.save(head, condition=model.pk.does_not_exist())
+            for key, value in first_tags:
+                transaction.save(model(_run_pk(run_id), _TAG + key, value=value))
+
+        codes = self._transact("create run", fill)
+        if codes:
+            if codes[0] is not None:
+                raise NotFound(f"experiment {experiment.name!r} not found")
+            if parent_run_id is not None and codes[1] is not None:
+                raise NotFound(f"parent run {parent_run_id!r} not found")
+            raise AlreadyExists(f"run {run_id!r} already exists")
+        if len(tag_items) > len(first_tags):
+            # Rare: more tags than one transaction holds. The run exists now, so write the rest
+            # like any later tags.
+            self.log_batch(run_id, tags=dict(tag_items[len(first_tags) :]))
+        return run
+
+    def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None) -> None:
+        """Set a run's status and end time with a conditional update.
+
+        Raises:
+            NotFound: no such run.
+        """
+        model = self._models.TrackingItem
+        item = model(_run_pk(run_id), _RUN_SK)
+        end_action = model.end_time.remove() if end_time is None else model.end_time.set(end_time)
+        try:
+            item.update(
+                actions=[model.status.set(RunStatus(status).value), end_action],
+                condition=model.pk.exists(),
+            )
+        except UpdateError as error:
+            if _is_conditional_failure(error):
+                raise NotFound(f"run {run_id!r} not found") from error
+            raise _unavailable("set run status", error) from error
+        except (PynamoDBException, BotoCoreError, ClientError) as error:
+            raise _unavailable("set run status", error) from error
+
+    def get_run(self, run_id: str) -> Run:
+        """Return the run, from one (paginated) Query of its partition.
+
+        Raises:
+            NotFound: no such run.
+        """
+        run = _run_from(self._query_partition(run_id))
+        if run is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return run
+
+    def list_runs(
+        self,
+        experiment_name: str,
+        max_results: int = DEFAULT_PAGE_SIZE,
+        page_token: str | None = None,
+    ) -> Page[Run]:
+        """Return complete runs, newest start first: one Query on ``gsi1``, then one per run.
+
+        Raises:
+            NotFound: no such experiment.
+            InvalidInput: bad ``max_results`` or ``page_token``.
+        """
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        start: tuple[str, str] | None = None
+        if page_token is not None:
+            state = decode_token(page_token, ("order", "run"))
+            order, run_id = state["order"], state["run"]
+            if (
+                not isinstance(order, str)
+                or not isinstance(run_id, str)
+                or not order.endswith(f"#{run_id}")
+            ):
+                raise InvalidInput("invalid page token")
+            start = (order, run_id)
+        experiment = self.get_experiment(experiment_name)
+        gsi_pk = _runs_gsi_pk(experiment.experiment_id)
+        start_key = None
+        if start is not None:
+            start_key = {
+                "gsi1pk": {"S": gsi_pk},
+                "gsi1sk": {"S": start[0]},
+                "pk": {"S": _run_pk(start[1])},
+                "sk": {"S": _RUN_SK},
+            }
+        model = self._models.TrackingItem
+        with _calling("list runs"):
+            heads = list(
+                model.query(
+                    gsi_pk,
+                    index_name=schema.GSI1_NAME,
+                    limit=limit + 1,
+                    last_evaluated_key=start_key,
+                )
+            )
+        run_ids = [head.run_id for head in heads[:limit]]
+        if len(run_ids) > 1:
+            # One Query per run is latency-bound: a page of 100 runs takes ~1 s one after the
+            # other and a tenth of that a few at a time. The botocore client is thread-safe.
+            with ThreadPoolExecutor(max_workers=LIST_RUNS_CONCURRENCY) as pool:
+                partitions = list(pool.map(self._query_partition, run_ids))
+        else:
+            partitions = [self._query_partition(run_id) for run_id in run_ids]
+        # A run missing from its own partition cannot happen without deletes; skip, don't fail.
+        runs = [run for run in map(_run_from, partitions) if run is not None]
+        token = None
+        if len(heads) > limit:
+            last = heads[limit - 1]
+            token = encode_token({"order": last.gsi1sk, "run": last.run_id})
+        return Page(items=runs, next_token=token)
+
+    # -- params, tags, metrics -----------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write params and tags transactionally, then metric points in batches of 25.
+
+        Params and tags go first, in a transaction that also checks the run exists and that no
+        param would change, so a ``NotFound`` or ``Conflict`` means nothing was written. Metric
+        points then go through BatchWriteItem (``UnprocessedItems`` re-sent with exponential
+        backoff), and each key's latest-metric item is replaced only by a newer point.
+
+        Raises:
+            NotFound: no such run (nothing written).
+            Conflict: a param already has a different value (nothing written).
+            StoreUnavailable: DynamoDB failed; retrying the same batch is safe.
+        """
+        params = dict(params or {})
+        tags = dict(tags or {})
+        if params or tags:
+            self._write_params_and_tags(run_id, params, tags)
+        else:
+            self._require_run(run_id)
+        if metrics:
+            self._write_metric_history(_history_points(metrics), run_id)
+            self._write_latest_metrics(run_id, _latest_points(metrics))
+
+    def _write_params_and_tags(
+        self, run_id: str, params: dict[str, str], tags: dict[str, str]
+    ) -> None:
+        model = self._models.TrackingItem
+        writes = [(_PARAM + key, value) for key, value in params.items()]
+        writes += [(_TAG + key, value) for key, value in tags.items()]
+        chunks = list(_chunks(writes, TRANSACTION_LIMIT - 1))
+        if len(chunks) > 1:
+            # Several transactions cannot be atomic together: find conflicts before the first.
+            self._require_run(run_id)
+            existing = {
+                item.sk[len(_PARAM) :]: item.value
+                for item in self._query_partition(run_id)
+                if item.sk.startswith(_PARAM)
+            }
+            self._raise_param_conflicts(
+                run_id, [key for key, value in params.items() if existing.get(key, value) != value]
+            )
+        for chunk in chunks:
+
+            def fill(transaction: TransactWrite, chunk: Sequence[tuple[str, str]] = chunk) -> None:
+                transaction.condition_check(
+                    model, _run_pk(run_id), _RUN_SK, condition=model.pk.exists()
+                )
+                for sk, value in chunk:
+                    condition = None
+                    if sk.startswith(_PARAM):
+                        # Write-once: same value again is a harmless overwrite, another refuses.
+                        condition = model.pk.does_not_exist() | (model.value == value)
+                    transaction.save(model(_run_pk(run_id), sk, value=value), condition=condition)
+
+            codes = self._transact("log batch", fill)
+            if not codes:
+                continue
+            if codes[0] is not None:
+                raise NotFound(f"run {run_id!r} not found")
+            self._raise_param_conflicts(
+                run_id,
+                [
+                    sk[len(_PARAM) :]
+                    for (sk, _), code in zip(chunk, codes[1:], strict=True)
+                    if code is not None
+                ],
+            )
+
+    @staticmethod
+    def _raise_param_conflicts(run_id: str, keys: Sequence[str]) -> None:
+        if keys:
+            names = ", ".join(repr(key) for key in sorted(keys))
+            raise Conflict(
+                f"run {run_id!r} already has a different value for param {names}; "
+                "params are write-once"
+            )
+
+    def _write_metric_history(self, points: Sequence[Metric], run_id: str) -> None:
+        model = self._models.MetricPoint
+        items = [
+            model(
+                _metric_pk(run_id, point.key),
+                point.step,
+                value=repr(float(point.value)),
+                timestamp=point.timestamp,
+            ).serialize()
+            for point in points
+        ]
+        for chunk in _chunks(items, BATCH_WRITE_LIMIT):
+            self._batch_write(list(chunk))
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        """One BatchWriteItem of at most 25 puts, re-sending ``UnprocessedItems`` until done.
+
+        pynamodb's own ``BatchWrite`` re-sends without any pause and stops after
+        ``max_retry_attempts``; DynamoDB asks for exponential backoff, so the loop is ours.
+        """
+        connection = self._models.MetricPoint._get_connection()
+        table_name = schema.metrics_table_name(self.table_prefix)
+        pending = items
+        for attempt in range(UNPROCESSED_RETRY_ATTEMPTS + 1):
+            if attempt:
+                delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+                # Equal jitter: grows exponentially yet spreads concurrent writers apart.
+                self._sleep(delay / 2 + random.uniform(0, delay / 2))
+            with _calling("log metrics"):
+                response = connection.batch_write_item(put_items=pending)
+            unprocessed = (response or {}).get("UnprocessedItems", {}).get(table_name, [])
+            if not unprocessed:
+                return
+            pending = [request["PutRequest"]["Item"] for request in unprocessed]
+        raise StoreUnavailable(
+            f"DynamoDB left {len(pending)} metric points unprocessed after "
+            f"{UNPROCESSED_RETRY_ATTEMPTS} retries (throttled); the batch may be retried"
+        )
+
+    def _write_latest_metrics(self, run_id: str, latest: Mapping[str, Metric]) -> None:
+        model = self._models.TrackingItem
+        for key, metric in latest.items():
+            item = model(
+                _run_pk(run_id),
+                _METRIC + key,
+                value=repr(float(metric.value)),
+                step=metric.step,
+                timestamp=metric.timestamp,
+            )
+            newer = (
+                model.pk.does_not_exist()
+                | (model.step < metric.step)
+                | ((model.step == metric.step) & (model.timestamp <= metric.timestamp))
+            )
+            try:
+                item.save(condition=newer)
+            except PutError as error:
+                if _is_conditional_failure(error):
+                    continue  # the stored latest point is newer: keeping it is the point
+                raise _unavailable("log metrics", error) from error
+            except (PynamoDBException, BotoCoreError, ClientError) as error:
+                raise _unavailable("log metrics", error) from error
+
+    def get_metric_history(
+        self,
+        run_id: str,
+        key: str,
+        max_results: int = MAX_PAGE_SIZE,
+        page_token: str | None = None,
+    ) -> Page[Metric]:
+        """Return one metric's points in step order, from one Query of the metrics table.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: bad ``max_results`` or ``page_token``.
+        """
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        start_key: dict[str, dict[str, Any]] | None = None
+        pk = _metric_pk(run_id, key)
+        if page_token is not None:
+            step = decode_token(page_token, ("step",))["step"]
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                raise InvalidInput("invalid page token")
+            start_key = {"pk": {"S": pk}, "step": {"N": str(step)}}
+        self._require_run(run_id)
+        model = self._models.MetricPoint
+        with _calling("get metric history"):
+            items = list(
+                model.query(pk, consistent_read=True, limit=limit + 1, last_evaluated_key=start_key)
+            )
+        points = [
+            Metric(
+                key=key, value=float(item.value), step=int(item.step), timestamp=int(item.timestamp)
+            )
+            for item in items[:limit]
+        ]
+        token = encode_token({"step": points[-1].step}) if len(items) > limit else None
+        return Page(items=points, next_token=token)
+
+    # -- datasets and artifacts ----------------------------------------------------------------
+
+    def log_dataset(self, run_id: str, dataset: Dataset) -> None:
+        """Record a dataset version; the same name again replaces the record.
+
+        Raises:
+            NotFound: no such run.
+        """
+        model = self._models.TrackingItem
+        item = model(
+            _run_pk(run_id),
+            _DATASET + dataset.name,
+            uri=dataset.uri,
+            digest=dataset.digest,
+            digest_algorithm=dataset.digest_algorithm,
+            size=dataset.size,
+            version_id=dataset.version_id,
+            logged_at=dataset.logged_at,
+        )
+
+        def fill(transaction: TransactWrite) -> None:
+            transaction.condition_check(
+                model, _run_pk(run_id), _RUN_SK, condition=model.pk.exists()
+            )
+            transaction.save(item)
+
+        if self._transact("log dataset", fill):
+            raise NotFound(f"run {run_id!r} not found")
+
+    def log_artifact(self, run_id: str, artifact: Artifact) -> None:
+        """Record an uploaded artifact; an existing record of the same name is never replaced.
+
+        Raises:
+            NotFound: no such run.
+            AlreadyExists: the run already has an artifact with this name.
+        """
+        model = self._models.TrackingItem
+        item = model(
+            _run_pk(run_id),
+            _ARTIFACT + artifact.name,
+            uri=artifact.uri,
+            sha256=artifact.sha256,
+            size=artifact.size,
+            created_at=artifact.created_at,
+        )
+
+        def fill(transaction: TransactWrite) -> None:
+            transaction.condition_check(
+                model, _run_pk(run_id), _RUN_SK, condition=model.pk.exists()
+            )
+            transaction.save(item, condition=model.pk.does_not_exist())
+
+        codes = self._transact("log artifact", fill)
+        if codes:
+            if codes[0] is not None:
+                raise NotFound(f"run {run_id!r} not found")
+            raise AlreadyExists(f"run {run_id!r} already has an artifact named {artifact.name!r}")
