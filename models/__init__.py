@@ -1,0 +1,1 @@
+"""The ML models this service trains and serves, one package each."""
