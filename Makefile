@@ -27,8 +27,10 @@ install-dev: $(VENV)/.dev-installed
 run: install
 	$(BIN)/tracking init
 	$(BIN)/python examples/seed_experiment.py
+	$(BIN)/python -m models.churn.train --promote production
 	$(BIN)/tracking experiments list
 	$(BIN)/tracking runs list churn_xgboost_v3
+	$(BIN)/tracking models list
 
 lint: install-dev
 	$(BIN)/ruff check .
