@@ -20,7 +20,7 @@ from rich.table import Table
 
 from tracking.backends import build_stores
 from tracking.config import load_config
-from tracking.entities import AliasChange, ModelVersion
+from tracking.entities import AliasChange, ModelVersion, iter_pages
 from tracking.errors import TrackingError
 from tracking.logger import ExperimentLogger
 from tracking.registry import ModelRegistry
@@ -112,14 +112,7 @@ def init() -> None:
 def experiments_list(as_json: JsonOption = False) -> None:
     """List experiments by name."""
     logger = _logger()
-    experiments = []
-    token = None
-    while True:
-        page = logger.list_experiments(page_token=token)
-        experiments.extend(page.items)
-        if page.next_token is None:
-            break
-        token = page.next_token
+    experiments = list(iter_pages(lambda token: logger.list_experiments(page_token=token)))
     if as_json:
         print_json(experiments)
         return
@@ -241,14 +234,7 @@ _VERSION_COLUMNS = ["version", "stage", "flavor", "run id", "sha256", "created",
 def models_list(as_json: JsonOption = False) -> None:
     """List registered models with their aliases."""
     registry = _registry()
-    models = []
-    token = None
-    while True:
-        page = registry.list_models(page_token=token)
-        models.extend(page.items)
-        if page.next_token is None:
-            break
-        token = page.next_token
+    models = list(iter_pages(lambda token: registry.list_models(page_token=token)))
     if as_json:
         print_json(models)
         return

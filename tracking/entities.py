@@ -7,6 +7,7 @@ compare the same way in SQLite, DynamoDB and filter expressions.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,6 +92,17 @@ class Page(_Frozen, Generic[T]):
 
     items: list[T]
     next_token: str | None = None
+
+
+def iter_pages(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Yield every item of a paginated listing; ``fetch`` takes a page token (``None`` first)."""
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        yield from page.items
+        if page.next_token is None:
+            return
+        token = page.next_token
 
 
 # -- model registry ------------------------------------------------------------------------------

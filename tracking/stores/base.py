@@ -18,7 +18,16 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Mapping, Sequence
 
-from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Run, RunStatus
+from tracking.entities import (
+    Artifact,
+    Dataset,
+    Experiment,
+    Metric,
+    Page,
+    Run,
+    RunStatus,
+    iter_pages,
+)
 from tracking.errors import AlreadyExists
 
 #: Metric points written by one ``log_batch`` call at most; the SDK's buffer flushes at this size.
@@ -203,20 +212,8 @@ class MetadataStore(abc.ABC):
 
     def iter_runs(self, experiment_name: str) -> Iterator[Run]:
         """Yield every run of an experiment, page by page."""
-        token: str | None = None
-        while True:
-            page = self.list_runs(experiment_name, MAX_PAGE_SIZE, token)
-            yield from page.items
-            if page.next_token is None:
-                return
-            token = page.next_token
+        return iter_pages(lambda token: self.list_runs(experiment_name, MAX_PAGE_SIZE, token))
 
     def iter_metric_history(self, run_id: str, key: str) -> Iterator[Metric]:
         """Yield every point of a metric in step order, page by page."""
-        token: str | None = None
-        while True:
-            page = self.get_metric_history(run_id, key, MAX_PAGE_SIZE, token)
-            yield from page.items
-            if page.next_token is None:
-                return
-            token = page.next_token
+        return iter_pages(lambda token: self.get_metric_history(run_id, key, MAX_PAGE_SIZE, token))

@@ -11,7 +11,15 @@ import abc
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from tracking.entities import AliasChange, AliasState, ModelVersion, Page, RegisteredModel, Stage
+from tracking.entities import (
+    AliasChange,
+    AliasState,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    Stage,
+    iter_pages,
+)
 from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 
@@ -142,19 +150,7 @@ class RegistryStore(abc.ABC):
     # -- conveniences ------------------------------------------------------------------------
 
     def iter_versions(self, name: str) -> Iterator[ModelVersion]:
-        token: str | None = None
-        while True:
-            page = self.list_versions(name, MAX_PAGE_SIZE, token)
-            yield from page.items
-            if page.next_token is None:
-                return
-            token = page.next_token
+        return iter_pages(lambda token: self.list_versions(name, MAX_PAGE_SIZE, token))
 
     def iter_history(self, name: str) -> Iterator[AliasChange]:
-        token: str | None = None
-        while True:
-            page = self.list_history(name, MAX_PAGE_SIZE, token)
-            yield from page.items
-            if page.next_token is None:
-                return
-            token = page.next_token
+        return iter_pages(lambda token: self.list_history(name, MAX_PAGE_SIZE, token))
