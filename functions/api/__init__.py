@@ -1,0 +1,1 @@
+"""The serving API: FastAPI app, Mangum handler for Lambda, uvicorn entry point."""

@@ -1,0 +1,104 @@
+"""API keys: ``X-API-Key`` checked against configured SHA-256 hashes, with scopes.
+
+Auth is global: one dependency on the app runs for every route and reads the scope the route
+declares in its OpenAPI extras (``requires("read")``). A route that declares nothing is refused
+(fail closed), and a test walks ``app.routes`` so that such a route never ships.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
+
+from functions.api.errors import ApiError
+from functions.api.settings import ApiKeySpec, ApiSettings
+
+SCOPE_KEY = "x-required-scope"
+OPEN = "open"
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="Your API key.")
+
+
+def requires(scope: str) -> dict[str, Any]:
+    """OpenAPI extras for a route that needs ``scope`` (``predict``, ``read`` or ``admin``)."""
+    return {SCOPE_KEY: scope}
+
+
+#: Extras for a route anyone may call (``security: []`` tells the docs it needs no key).
+OPEN_ROUTE: dict[str, Any] = {SCOPE_KEY: OPEN, "security": []}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+
+class KeyRing:
+    """The configured keys. Keys are never stored, only their SHA-256."""
+
+    def __init__(self, specs: tuple[ApiKeySpec, ...]) -> None:
+        self._specs = specs
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def authenticate(self, presented: str | None) -> Principal | None:
+        if not presented or len(presented) > 512:
+            return None
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        found: Principal | None = None
+        # Compare with every key, in constant time each, so timing tells nothing about which
+        # (or whether one) matched.
+        for spec in self._specs:
+            if hmac.compare_digest(digest, spec.sha256) and found is None:
+                found = Principal(spec.name, frozenset(spec.scopes))
+        return found
+
+
+def load_keys(settings: ApiSettings) -> KeyRing:
+    """Keys from ``API_KEYS`` plus, on AWS, the Secrets Manager secret ``API_KEYS_SECRET_ARN``."""
+    specs = list(settings.api_keys)
+    if settings.api_keys_secret_arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        raw = parameters.get_secret(settings.api_keys_secret_arn, max_age=300)
+        specs.extend(ApiKeySpec.model_validate(item) for item in json.loads(str(raw)))
+    return KeyRing(tuple(specs))
+
+
+def route_scope(request: Request) -> str | None:
+    route = request.scope.get("route")
+    extra = getattr(route, "openapi_extra", None) or {}
+    scope = extra.get(SCOPE_KEY)
+    return scope if isinstance(scope, str) else None
+
+
+async def authorize(
+    request: Request, api_key: Annotated[str | None, Security(API_KEY_HEADER)]
+) -> Principal | None:
+    """The global dependency: 401 without a valid key, 403 without the route's scope."""
+    scope = route_scope(request)
+    if scope == OPEN:
+        return None
+    keyring: KeyRing = request.app.state.keyring
+    principal = keyring.authenticate(api_key)
+    if principal is None:
+        raise ApiError(
+            401, "unauthorized", "a valid X-API-Key header is required",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )  # fmt: skip
+    if scope is None or scope not in principal.scopes:
+        raise ApiError(403, "forbidden", f"this key lacks the {scope or 'required'!s} scope")
+    request.state.principal = principal
+    return principal
+
+
+def current_principal(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal

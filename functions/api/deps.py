@@ -1,0 +1,39 @@
+"""Typed dependency aliases: routes declare what they need, the app state provides it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from functions.api.auth import Principal, current_principal
+from functions.api.model_cache import ModelCache
+from functions.api.settings import ApiSettings
+from tracking import ExperimentLogger, ModelRegistry
+
+
+def _settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def _registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry = request.app.state.registry
+    return registry
+
+
+def _logger(request: Request) -> ExperimentLogger:
+    logger: ExperimentLogger = request.app.state.logger
+    return logger
+
+
+def _cache(request: Request) -> ModelCache:
+    cache: ModelCache = request.app.state.model_cache
+    return cache
+
+
+SettingsDep = Annotated[ApiSettings, Depends(_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
+LoggerDep = Annotated[ExperimentLogger, Depends(_logger)]
+CacheDep = Annotated[ModelCache, Depends(_cache)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]

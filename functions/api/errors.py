@@ -1,0 +1,138 @@
+"""One JSON error shape for every failure, and the table from the SDK's errors to HTTP.
+
+    {"error": {"code": "not_found", "message": "...", "request_id": "..."}}
+
+No handler ever echoes the request body or a traceback: validation errors name the field and the
+rule, not the value (a NaN in the input could not even be serialised back).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tracking.errors import (
+    AlreadyExists,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+    TrackingError,
+)
+
+log = logging.getLogger(__name__)
+
+#: The SDK's error tree -> HTTP status (most specific class first).
+STATUS: tuple[tuple[type[TrackingError], int], ...] = (
+    (NotFound, 404),
+    (AlreadyExists, 409),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (IntegrityError, 503),
+    (StoreUnavailable, 503),
+    (TrackingError, 500),
+)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error the API raises itself, with its own code (e.g. ``no_production_model``)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "")
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "request_id": request_id(request)}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def status_for(error: TrackingError) -> int:
+    return next(status for kind, status in STATUS if isinstance(error, kind))
+
+
+def _describe_validation(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for error in errors[:10]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") in {"json_invalid", "json_type"}:
+            return "the body is not valid JSON"
+        parts.append(f"{location or 'body'}: {message}")
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return "; ".join(parts) + more
+
+
+async def _on_tracking_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TrackingError)
+    status = status_for(exc)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    if status >= 500:
+        log.warning("dependency failure: %s", exc.code)
+    return error_response(request, status, exc.code, exc.message, headers)
+
+
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(request, exc.status, exc.code, exc.message, exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(request, 400, "bad_request", "the body is not valid JSON")
+    return error_response(request, 422, "invalid_input", _describe_validation(errors))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return error_response(request, exc.status_code, code, message, exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Logged with its traceback for operators; the client gets no detail.
+    log.error("unhandled error", exc_info=exc)
+    return error_response(request, 500, "internal_error", "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler on ``app``."""
+    app.add_exception_handler(TrackingError, _on_tracking_error)
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,100 @@
+"""The FastAPI app, the Lambda handler and the ASGI app.
+
+    create_app(settings)  -> a new app (tests build their own)
+    app                   -> the process's app, built on first access (``functions.api.main:app``)
+    handler               -> Mangum(app, lifespan="off") for Lambda (``functions.api.main.handler``)
+
+``app`` and ``handler`` are built on first access rather than at import, so that importing this
+module (tests, tools) reads no environment and loads no model; the Lambda runtime and uvicorn
+access them during the init phase, which is where the models are loaded and warmed up.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from functions.api import errors
+from functions.api.auth import authorize, load_keys
+from functions.api.model_cache import ModelCache
+from functions.api.observability import METRICS, ON_LAMBDA, RequestMiddleware, logger, metrics
+from functions.api.routes import experiments, health, models, predict
+from functions.api.settings import ApiSettings, get_settings
+from tracking import ExperimentLogger, ModelRegistry
+from tracking.backends import build_stores
+
+DESCRIPTION = """
+Predictions from the production churn model, and the experiment tracker and model registry
+behind it. Send your key in the `X-API-Key` header; `/health`, `/ready` and these docs are open.
+"""
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """Build the app: stores, keys, model cache (loaded now unless told not to), routes."""
+    store, artifacts = build_stores(settings.tracking_config())
+    registry = ModelRegistry(store=store, artifact_store=artifacts)
+    tracking_logger = ExperimentLogger(metadata_store=store, artifact_store=artifacts)
+    cache = ModelCache(
+        registry,
+        settings.served_models,
+        refresh_seconds=settings.model_refresh_seconds,
+        cache_dir=settings.cache_dir(),
+        allow_pickle=settings.allow_pickle_models,
+    )
+    app = FastAPI(
+        title="ML tracking and churn prediction API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        dependencies=[Depends(authorize)],
+    )
+    app.state.settings = settings
+    app.state.keyring = load_keys(settings)
+    app.state.registry = registry
+    app.state.logger = tracking_logger
+    app.state.model_cache = cache
+    app.state.started = time.monotonic()
+    errors.install(app)
+    for router in (predict.router, models.router, experiments.router, health.router):
+        app.include_router(router)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body=settings.max_body_bytes,
+        max_batch_body=settings.max_batch_body_bytes,
+    )
+    if not len(app.state.keyring):
+        logger.warning("no API keys configured: every route but /health and /ready answers 401")
+    if settings.load_models_on_start:
+        cache.start()
+    return app
+
+
+@functools.cache
+def _app() -> FastAPI:
+    METRICS.cold_starts.inc()
+    return create_app(get_settings())
+
+
+@functools.cache
+def _handler() -> Any:
+    from mangum import Mangum
+
+    # lifespan="off": Mangum would otherwise run startup/shutdown around every invocation.
+    mangum = Mangum(_app(), lifespan="off")
+    if ON_LAMBDA:
+        # EMF metrics (with the cold-start metric) flushed at the end of each invocation.
+        return metrics.log_metrics(mangum, capture_cold_start_metric=True)
+    return mangum
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _app()
+    if name == "handler":
+        return _handler()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

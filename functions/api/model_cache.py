@@ -1,0 +1,215 @@
+"""The served models: loaded once, verified, warmed up, refreshed at most every N seconds.
+
+At start (the Lambda init phase) each served model's ``production`` version is downloaded into a
+private cache folder, checked against the registry's SHA-256, loaded and warmed up. A request
+reads the alias again only when ``MODEL_REFRESH_SECONDS`` have passed since the last check, and only
+one request does it (the others keep serving); a moved alias loads the new version and swaps it in
+with one assignment. A failed refresh keeps the verified model serving and is reported by
+``/health``. Predictions never touch DynamoDB or S3.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from functions.api.errors import ApiError
+from functions.api.observability import METRICS
+from models.base import Predictor, load_predictor
+from tracking import IntegrityError, ModelRegistry, NotFound, TrackingError
+
+log = logging.getLogger(__name__)
+
+PRODUCTION = "production"
+PINNED_CACHE_SIZE = 4
+
+
+@dataclass
+class ModelState:
+    """What is served for one model name, and how the last refresh went."""
+
+    name: str
+    predictor: Predictor | None = None
+    loaded_at: float | None = None
+    checked_at: float = float("-inf")  # monotonic time of the last alias read
+    last_refresh_at: float | None = None  # wall time
+    last_refresh_ok: bool | None = None
+    last_error: str | None = None
+    error_code: str = "no_production_model"
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        version = None if self.predictor is None else self.predictor.version
+        return {
+            "model": self.name,
+            "version": None if version is None else version.label,
+            "sha256": None if version is None else version.sha256[:12],
+            "loaded_at": self.loaded_at,
+            "last_refresh_at": self.last_refresh_at,
+            "last_refresh_ok": self.last_refresh_ok,
+            "last_error": self.last_error,
+            "degraded": self.predictor is None or self.last_refresh_ok is False,
+        }
+
+
+class ModelCache:
+    """Loads, verifies and serves registered versions (see the module docstring)."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        names: tuple[str, ...],
+        *,
+        refresh_seconds: float,
+        cache_dir: Path,
+        allow_pickle: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.refresh_seconds = refresh_seconds
+        self.cache_dir = cache_dir
+        self.allow_pickle = allow_pickle
+        self.clock = clock
+        self.states = {name: ModelState(name) for name in names}
+        self._pinned: OrderedDict[tuple[str, int], Predictor] = OrderedDict()
+        self._aliases: dict[tuple[str, str], tuple[float, int]] = {}
+        self._pinned_lock = threading.Lock()
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load every served model's production version now (the init phase)."""
+        for state in self.states.values():
+            with state.lock:
+                self._refresh(state)
+
+    def get(self, name: str) -> Predictor:
+        """The production predictor of ``name``, refreshed if the interval has passed.
+
+        Raises:
+            NotFound: ``name`` is not served here.
+            ApiError: 503 ``no_production_model`` / ``model_integrity_error`` when nothing
+                verified can be served.
+        """
+        state = self._state(name)
+        if self.clock() - state.checked_at >= self.refresh_seconds and state.lock.acquire(
+            blocking=False
+        ):
+            try:
+                self._refresh(state)
+            finally:
+                state.lock.release()
+        predictor = state.predictor
+        if predictor is None:
+            message = {
+                "no_production_model": f"model {name!r} has no production version",
+                "model_integrity_error": f"model {name!r} failed its SHA-256 check",
+            }.get(state.error_code, f"model {name!r} could not be loaded")
+            raise ApiError(503, state.error_code, message, headers={"Retry-After": "30"})
+        return predictor
+
+    def get_pinned(self, name: str, *, version: int | None, alias: str | None) -> Predictor:
+        """A specific version, or the one a (non-production) alias points at, for testing.
+
+        Raises:
+            NotFound: no such model, version or alias target.
+        """
+        self._state(name)
+        if version is None:
+            assert alias is not None
+            if alias == PRODUCTION:
+                return self.get(name)
+            version = self._resolve_alias(name, alias)
+        key = (name, version)
+        with self._pinned_lock:
+            cached = self._pinned.get(key)
+            if cached is not None:
+                self._pinned.move_to_end(key)
+                return cached
+        predictor = self._load(name, version=version)
+        with self._pinned_lock:
+            self._pinned[key] = predictor
+            while len(self._pinned) > PINNED_CACHE_SIZE:
+                self._pinned.popitem(last=False)
+        return predictor
+
+    def health(self) -> list[dict[str, Any]]:
+        return [state.describe() for state in self.states.values()]
+
+    def ready(self) -> bool:
+        return all(state.predictor is not None for state in self.states.values())
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _state(self, name: str) -> ModelState:
+        state = self.states.get(name)
+        if state is None:
+            raise NotFound(f"model {name!r} is not served by this API")
+        return state
+
+    def _resolve_alias(self, name: str, alias: str) -> int:
+        now = self.clock()
+        cached = self._aliases.get((name, alias))
+        if cached is not None and now - cached[0] < self.refresh_seconds:
+            return cached[1]
+        number = self.registry.get_version_by_alias(name, alias).version
+        self._aliases[(name, alias)] = (now, number)
+        return number
+
+    def _load(self, name: str, *, version: int) -> Predictor:
+        started = time.perf_counter()
+        predictor = load_predictor(
+            self.registry,
+            name,
+            version=version,
+            allow_pickle=self.allow_pickle,
+            cache_dir=self.cache_dir,
+        )
+        predictor.warm_up()
+        METRICS.model_load_seconds.labels(model=name).observe(time.perf_counter() - started)
+        return predictor
+
+    def _refresh(self, state: ModelState) -> None:
+        """Read the production alias; load and swap when it moved. Never raises."""
+        state.checked_at = self.clock()
+        state.last_refresh_at = time.time()
+        try:
+            target = self.registry.get_version_by_alias(state.name, PRODUCTION)
+            current = state.predictor
+            if current is None or (current.version.version, current.version.sha256) != (
+                target.version,
+                target.sha256,
+            ):
+                predictor = self._load(state.name, version=target.version)
+                state.predictor = predictor  # one assignment: requests see old or new, whole
+                state.loaded_at = time.time()
+                log.info("serving %s %s", state.name, target.label)
+            state.last_refresh_ok, state.last_error = True, None
+        except NotFound as exc:
+            # No production version (yet): nothing to serve unless something was served before.
+            state.error_code = "no_production_model"
+            self._failed(state, exc, counts=state.predictor is not None)
+        except IntegrityError as exc:
+            state.error_code = "model_integrity_error"
+            self._failed(state, exc, counts=True)
+        except TrackingError as exc:
+            state.error_code = "model_unavailable"
+            self._failed(state, exc, counts=True)
+        except Exception as exc:  # a broken artifact must not take the server down
+            state.error_code = "model_unavailable"
+            log.exception("loading %s failed", state.name)
+            self._failed(state, exc, counts=True)
+
+    @staticmethod
+    def _failed(state: ModelState, exc: Exception, *, counts: bool) -> None:
+        state.last_refresh_ok = False
+        state.last_error = getattr(exc, "code", type(exc).__name__)
+        if counts:
+            METRICS.refresh_failures.labels(model=state.name).inc()
+        log.warning("refresh of %s failed: %s", state.name, state.last_error)

@@ -1,0 +1,183 @@
+"""Metrics and logs, created once here: prometheus-client everywhere, Powertools on Lambda.
+
+``RequestMiddleware`` is a plain ASGI middleware (no BaseHTTPMiddleware: it would add a task and
+a memory stream per request). It gives each request an id (the API Gateway request id on Lambda,
+else ``X-Request-ID`` or a new one), refuses bodies over the size limit with 413, counts and times
+requests by route template and status, and logs one JSON line per request. It never logs a body
+or a query string: feature payloads stay out of the logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ml-api")
+ON_LAMBDA = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps"), service=SERVICE)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    requests: Counter
+    latency: Histogram
+    predictions: Counter
+    model_load_seconds: Histogram
+    cold_starts: Counter
+    refresh_failures: Counter
+
+
+METRICS = _Metrics(
+    requests=Counter(
+        "http_requests_total", "HTTP requests by route, method and status",
+        ["route", "method", "status"],
+    ),
+    latency=Histogram(
+        "http_request_duration_seconds", "Request latency by route and method",
+        ["route", "method"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    ),
+    predictions=Counter(
+        "predictions_total", "Predictions by model, version and risk level",
+        ["model", "version", "risk_level"],
+    ),
+    model_load_seconds=Histogram(
+        "model_load_seconds", "Download, verify, load and warm up a model version", ["model"],
+        buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    ),
+    cold_starts=Counter("cold_starts_total", "Processes (Lambda environments) started"),
+    refresh_failures=Counter(
+        "model_refresh_failures_total", "Failed reads or loads of a served model", ["model"]
+    ),
+)  # fmt: skip
+
+
+def prometheus_text() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def _request_id(scope: Scope) -> str:
+    event = scope.get("aws.event")
+    if isinstance(event, dict):
+        context = event.get("requestContext") or {}
+        if isinstance(context.get("requestId"), str):
+            return str(context["requestId"])
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+async def _send_json(send: Send, status: int, body: bytes, request_id: str) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode()),
+                    (b"content-length", str(len(body)).encode())],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestMiddleware:
+    """Request id, body-size limit, metrics and one log line per request."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int, max_batch_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.max_batch_body = max_batch_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        limit = self.max_batch_body if scope["path"].endswith("/batch") else self.max_body
+        status = 500
+        too_large = _too_large_body(request_id, limit)
+
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > limit:
+                    await _send_json(send, 413, too_large, request_id)
+                    self._record(scope, 413, started, request_id)
+                    return
+                break
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_status)
+        except BodyTooLarge:
+            status = 413
+            await _send_json(send, 413, too_large, request_id)
+        finally:
+            self._record(scope, status, started, request_id)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, started: float, request_id: str) -> None:
+        elapsed = time.perf_counter() - started
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        method = scope.get("method", "")
+        METRICS.requests.labels(route=route, method=method, status=str(status)).inc()
+        METRICS.latency.labels(route=route, method=method).observe(elapsed)
+        logger.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
+
+
+def _too_large_body(request_id: str, limit: int) -> bytes:
+    error = {
+        "code": "payload_too_large",
+        "message": f"the body is larger than {limit} bytes",
+        "request_id": request_id,
+    }
+    return json.dumps({"error": error}).encode()

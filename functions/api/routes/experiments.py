@@ -1,0 +1,65 @@
+"""Experiments, runs and metric histories (read scope)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from functions.api.auth import requires
+from functions.api.deps import LoggerDep
+from functions.api.schemas import MaxResults, NamePath, PageToken, RunIdPath
+from tracking import Experiment, Metric, Page
+from tracking.entities import Run
+
+router = APIRouter(tags=["experiments"])
+
+
+@router.get("/experiments", response_model=Page[Experiment], openapi_extra=requires("read"))
+def list_experiments(
+    logger: LoggerDep, max_results: MaxResults = 100, page_token: PageToken = None
+) -> Page[Experiment]:
+    """Experiments by name, one page at a time."""
+    return logger.list_experiments(max_results, page_token)
+
+
+@router.get(
+    "/experiments/{name}/runs", response_model=Page[Run], openapi_extra=requires("read")
+)
+def search_runs(
+    name: NamePath,
+    logger: LoggerDep,
+    filter: Annotated[  # noqa: A002  # the SDK's parameter name
+        str | None,
+        Query(max_length=4000, description="e.g. metrics.auc > 0.8 and params.max_depth = '5'"),
+    ] = None,
+    order_by: Annotated[
+        list[str] | None, Query(max_length=10, description="e.g. metrics.auc DESC (repeatable)")
+    ] = None,
+    max_results: MaxResults = 100,
+    page_token: PageToken = None,
+) -> Page[Run]:
+    """Runs of an experiment, filtered and ordered as in the SDK's search_runs."""
+    return logger.search_runs(
+        name, filter=filter, order_by=order_by, max_results=max_results, page_token=page_token
+    )
+
+
+@router.get("/runs/{run_id}", response_model=Run, openapi_extra=requires("read"))
+def get_run(run_id: RunIdPath, logger: LoggerDep) -> Run:
+    """One run: params, latest metrics, tags, datasets and artifacts."""
+    return logger.get_run(run_id)
+
+
+@router.get(
+    "/runs/{run_id}/metrics/{key}", response_model=Page[Metric], openapi_extra=requires("read")
+)
+def metric_history(
+    run_id: RunIdPath,
+    key: NamePath,
+    logger: LoggerDep,
+    max_results: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    page_token: PageToken = None,
+) -> Page[Metric]:
+    """A metric's points in step order, one page at a time."""
+    return logger.metadata.get_metric_history(run_id, key, max_results, page_token)

@@ -1,0 +1,52 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from functions.api.auth import OPEN_ROUTE, requires
+from functions.api.deps import CacheDep
+from functions.api.observability import prometheus_text
+from functions.api.schemas import HealthResponse, ReadyResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=HealthResponse, openapi_extra=OPEN_ROUTE)
+def health(request: Request, cache: CacheDep) -> HealthResponse:
+    """Liveness: 200 while the process runs, with the served models' state."""
+    models = cache.health()
+    degraded = any(model["degraded"] for model in models)
+    return HealthResponse(
+        status="degraded" if degraded else "ok",
+        degraded=degraded,
+        uptime_seconds=round(time.monotonic() - request.app.state.started, 3),
+        models=models,
+    )
+
+
+@router.get(
+    "/ready",
+    response_model=ReadyResponse,
+    responses={503: {"model": ReadyResponse}},
+    openapi_extra=OPEN_ROUTE,
+)
+def ready(cache: CacheDep) -> JSONResponse:
+    """Readiness: 503 until every served model has a verified production version loaded."""
+    is_ready = cache.ready()
+    return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+    openapi_extra=requires("read"),
+)
+def prometheus_metrics() -> Response:
+    """Prometheus text format: requests, latency, predictions, model loads, refreshes."""
+    body, content_type = prometheus_text()
+    return Response(content=body, media_type=content_type)

@@ -1,0 +1,83 @@
+"""The model registry over HTTP: read for ``read`` keys, moves for ``admin`` keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from functions.api.auth import requires
+from functions.api.deps import PrincipalDep, RegistryDep
+from functions.api.schemas import (
+    MaxResults,
+    NamePath,
+    PageToken,
+    PromoteRequest,
+    RollbackRequest,
+    VersionPath,
+)
+from tracking import ModelVersion, Page, RegisteredModel
+from tracking.entities import AliasChange
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+@router.get("", response_model=Page[RegisteredModel], openapi_extra=requires("read"))
+def list_models(
+    registry: RegistryDep, max_results: MaxResults = 100, page_token: PageToken = None
+) -> Page[RegisteredModel]:
+    """Registered models with their aliases, by name."""
+    return registry.list_models(max_results, page_token)
+
+
+@router.get("/{name}", response_model=RegisteredModel, openapi_extra=requires("read"))
+def get_model(name: NamePath, registry: RegistryDep) -> RegisteredModel:
+    """One registered model with its aliases."""
+    return registry.get_model(name)
+
+
+@router.get(
+    "/{name}/versions", response_model=Page[ModelVersion], openapi_extra=requires("read")
+)
+def list_versions(
+    name: NamePath,
+    registry: RegistryDep,
+    max_results: MaxResults = 100,
+    page_token: PageToken = None,
+) -> Page[ModelVersion]:
+    """A model's versions, newest first."""
+    return registry.list_versions(name, max_results, page_token)
+
+
+@router.get(
+    "/{name}/history", response_model=list[AliasChange], openapi_extra=requires("read")
+)
+def model_history(name: NamePath, registry: RegistryDep) -> list[AliasChange]:
+    """A model's audit history, oldest first."""
+    return registry.history(name)
+
+
+@router.post(
+    "/{name}/versions/{version}/promote",
+    response_model=ModelVersion,
+    openapi_extra=requires("admin"),
+)
+def promote(
+    name: NamePath,
+    version: VersionPath,
+    body: PromoteRequest,
+    registry: RegistryDep,
+    principal: PrincipalDep,
+) -> ModelVersion:
+    """Point an alias (production, staging, ...) at a version; recorded with the key's name."""
+    return registry.promote(name, version, to=body.to, reason=body.reason, actor=principal.name)
+
+
+@router.post("/{name}/rollback", response_model=ModelVersion, openapi_extra=requires("admin"))
+def rollback(
+    name: NamePath,
+    registry: RegistryDep,
+    principal: PrincipalDep,
+    body: RollbackRequest | None = None,
+) -> ModelVersion:
+    """Move an alias (default production) back to the version it pointed at before."""
+    body = body or RollbackRequest()
+    return registry.rollback(name, alias=body.alias, reason=body.reason, actor=principal.name)

@@ -1,0 +1,80 @@
+"""Churn predictions from the cached production version (or a pinned candidate)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from functions.api.auth import requires
+from functions.api.deps import CacheDep, SettingsDep
+from functions.api.errors import ApiError
+from functions.api.model_cache import ModelCache
+from functions.api.observability import METRICS, ON_LAMBDA, metrics
+from functions.api.schemas import ChurnBatchRequest, ChurnBatchResponse
+from models.base import Predictor
+from models.churn import MODEL_NAME
+from models.churn.features import ChurnFeatures
+from models.churn.predictor import ChurnPrediction
+from tracking.validation import NAME_PATTERN
+
+router = APIRouter(prefix="/predict", tags=["predict"])
+
+AliasQuery = Annotated[
+    str | None,
+    Query(pattern=NAME_PATTERN.pattern, max_length=128,
+          description="Score with the version this alias points at (e.g. staging)."),
+]  # fmt: skip
+VersionQuery = Annotated[int | None, Query(ge=1, le=10**9, description="Score with this version.")]
+
+
+def _predictor(cache: ModelCache, alias: str | None, version: int | None) -> Predictor:
+    if alias is not None and version is not None:
+        raise ApiError(422, "invalid_input", "pass either alias or version, not both")
+    if alias is None and version is None:
+        return cache.get(MODEL_NAME)
+    return cache.get_pinned(MODEL_NAME, version=version, alias=alias)
+
+
+def _count(predictions: list[ChurnPrediction]) -> None:
+    for prediction in predictions:
+        METRICS.predictions.labels(
+            model=MODEL_NAME, version=prediction.model_version, risk_level=prediction.risk_level
+        ).inc()
+    if ON_LAMBDA:
+        metrics.add_metric(name="Predictions", unit="Count", value=len(predictions))
+
+
+@router.post("/churn", response_model=ChurnPrediction, openapi_extra=requires("predict"))
+async def predict_churn(
+    features: ChurnFeatures,
+    cache: CacheDep,
+    alias: AliasQuery = None,
+    version: VersionQuery = None,
+) -> ChurnPrediction:
+    """Churn probability and risk level of one player."""
+    predictor = _predictor(cache, alias, version)
+    predictions: list[ChurnPrediction] = list(predictor.predict([features]))
+    _count(predictions)
+    return predictions[0]
+
+
+@router.post(
+    "/churn/batch", response_model=ChurnBatchResponse, openapi_extra=requires("predict")
+)
+async def predict_churn_batch(
+    body: ChurnBatchRequest,
+    cache: CacheDep,
+    settings: SettingsDep,
+    alias: AliasQuery = None,
+    version: VersionQuery = None,
+) -> ChurnBatchResponse:
+    """Churn probabilities of many players, in the order given."""
+    if len(body.rows) > settings.max_batch_rows:
+        raise ApiError(
+            422, "invalid_input", f"at most {settings.max_batch_rows} rows per batch request"
+        )
+    predictor = _predictor(cache, alias, version)
+    predictions: list[ChurnPrediction] = list(predictor.predict(body.rows))
+    _count(predictions)
+    return ChurnBatchResponse(predictions=predictions, model_version=predictor.label)

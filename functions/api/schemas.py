@@ -1,0 +1,55 @@
+"""Request and response bodies of the API (the SDK's entities are returned as they are)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.churn.features import ChurnFeatures
+from models.churn.predictor import ChurnPrediction
+from tracking.validation import NAME_PATTERN
+
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, max_length=128)]
+VersionPath = Annotated[int, Path(ge=1, le=10**9)]
+RunIdPath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, max_length=128)]
+MaxResults = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+PageToken = Annotated[
+    str | None, Query(max_length=2048, description="The next_token of the previous page.")
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ChurnBatchRequest(_Body):
+    rows: Annotated[list[ChurnFeatures], Field(min_length=1, description="Players to score.")]
+
+
+class ChurnBatchResponse(BaseModel):
+    predictions: list[ChurnPrediction]
+    model_version: str
+
+
+class PromoteRequest(_Body):
+    to: Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=128,
+                             description="production, staging or a custom alias")]  # fmt: skip
+    reason: Annotated[str | None, Field(max_length=1000)] = None
+
+
+class RollbackRequest(_Body):
+    alias: Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=128)] = "production"
+    reason: Annotated[str | None, Field(max_length=1000)] = None
+
+
+class HealthResponse(BaseModel):
+    status: str
+    degraded: bool
+    uptime_seconds: float
+    models: list[dict[str, Any]]
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
