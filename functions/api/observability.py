@@ -30,7 +30,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ml-api")
 ON_LAMBDA = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps"), service=SERVICE)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps"), service=SERVICE
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -77,11 +79,12 @@ def _request_id(scope: Scope) -> str:
     event = scope.get("aws.event")
     if isinstance(event, dict):
         context = event.get("requestContext") or {}
-        if isinstance(context.get("requestId"), str):
-            return str(context["requestId"])
+        found = context.get("requestId")
+        if isinstance(found, str):
+            return found
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
             break

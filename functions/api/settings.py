@@ -80,7 +80,7 @@ class ApiSettings(BaseSettings):
         return value
 
     def tracking_config(self) -> TrackingConfig:
-        return TrackingConfig(TRACKING_URI=self.tracking_uri, ARTIFACT_URI=self.artifact_uri)  # type: ignore[call-arg]
+        return TrackingConfig(TRACKING_URI=self.tracking_uri, ARTIFACT_URI=self.artifact_uri)
 
     def cache_dir(self) -> Path:
         """A private folder for downloaded models (mode 0700)."""

@@ -23,13 +23,11 @@ def list_experiments(
     return logger.list_experiments(max_results, page_token)
 
 
-@router.get(
-    "/experiments/{name}/runs", response_model=Page[Run], openapi_extra=requires("read")
-)
+@router.get("/experiments/{name}/runs", response_model=Page[Run], openapi_extra=requires("read"))
 def search_runs(
     name: NamePath,
     logger: LoggerDep,
-    filter: Annotated[  # noqa: A002  # the SDK's parameter name
+    filter: Annotated[  # the SDK's parameter name
         str | None,
         Query(max_length=4000, description="e.g. metrics.auc > 0.8 and params.max_depth = '5'"),
     ] = None,

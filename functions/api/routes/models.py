@@ -34,9 +34,7 @@ def get_model(name: NamePath, registry: RegistryDep) -> RegisteredModel:
     return registry.get_model(name)
 
 
-@router.get(
-    "/{name}/versions", response_model=Page[ModelVersion], openapi_extra=requires("read")
-)
+@router.get("/{name}/versions", response_model=Page[ModelVersion], openapi_extra=requires("read"))
 def list_versions(
     name: NamePath,
     registry: RegistryDep,
@@ -47,9 +45,7 @@ def list_versions(
     return registry.list_versions(name, max_results, page_token)
 
 
-@router.get(
-    "/{name}/history", response_model=list[AliasChange], openapi_extra=requires("read")
-)
+@router.get("/{name}/history", response_model=list[AliasChange], openapi_extra=requires("read"))
 def model_history(name: NamePath, registry: RegistryDep) -> list[AliasChange]:
     """A model's audit history, oldest first."""
     return registry.history(name)

@@ -59,9 +59,7 @@ async def predict_churn(
     return predictions[0]
 
 
-@router.post(
-    "/churn/batch", response_model=ChurnBatchResponse, openapi_extra=requires("predict")
-)
+@router.post("/churn/batch", response_model=ChurnBatchResponse, openapi_extra=requires("predict"))
 async def predict_churn_batch(
     body: ChurnBatchRequest,
     cache: CacheDep,
