@@ -117,7 +117,8 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(error.get("type") == "json_invalid" for error in errors):
-        return error_response(request, 400, "bad_request", "the body is not valid JSON")
+        # 422, like every other body problem: the request was understood, its body is not JSON.
+        return error_response(request, 422, "invalid_input", "the body is not valid JSON")
     return error_response(request, 422, "invalid_input", _describe_validation(errors))
 
 

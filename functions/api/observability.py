@@ -28,12 +28,16 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ml-api")
-ON_LAMBDA = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 logger = Logger(service=SERVICE)
 metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps"), service=SERVICE
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def on_lambda() -> bool:
+    """Whether this process runs in a Lambda environment (read when asked, not at import)."""
+    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 
 
 @dataclass(frozen=True)
@@ -133,18 +137,29 @@ class RequestMiddleware:
                 break
 
         received = 0
+        exceeded = False
+        replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
         async def send_with_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, replaced
+            if exceeded:
+                # The app turned our BodyTooLarge into its own error (FastAPI answers 400 for
+                # any failure while reading a body): answer 413 in its place, once.
+                if not replaced:
+                    replaced = True
+                    status = 413
+                    await _send_json(send, 413, too_large, request_id)
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
@@ -153,8 +168,9 @@ class RequestMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_status)
         except BodyTooLarge:
-            status = 413
-            await _send_json(send, 413, too_large, request_id)
+            if not replaced:
+                status = 413
+                await _send_json(send, 413, too_large, request_id)
         finally:
             self._record(scope, status, started, request_id)
 
