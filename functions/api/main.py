@@ -18,9 +18,9 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from functions.api import errors
-from functions.api.auth import authorize, load_keys
+from functions.api.auth import OPEN, SCOPE_KEY, authorize, load_keys
 from functions.api.model_cache import ModelCache
-from functions.api.observability import METRICS, ON_LAMBDA, RequestMiddleware, logger, metrics
+from functions.api.observability import METRICS, RequestMiddleware, logger, metrics, on_lambda
 from functions.api.routes import experiments, health, models, predict
 from functions.api.settings import ApiSettings, get_settings
 from tracking import ExperimentLogger, ModelRegistry
@@ -53,6 +53,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         dependencies=[Depends(authorize)],
     )
+    _open_routes_need_no_key_in_docs(app)
     app.state.settings = settings
     app.state.keyring = load_keys(settings)
     app.state.registry = registry
@@ -74,6 +75,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
     return app
 
 
+def _open_routes_need_no_key_in_docs(app: FastAPI) -> None:
+    """Mark open operations with ``security: []`` in the schema (FastAPI adds the global one)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if operation.get(SCOPE_KEY) == OPEN:
+                        operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 @functools.cache
 def _app() -> FastAPI:
     METRICS.cold_starts.inc()
@@ -86,7 +104,7 @@ def _handler() -> Any:
 
     # lifespan="off": Mangum would otherwise run startup/shutdown around every invocation.
     mangum = Mangum(_app(), lifespan="off")
-    if ON_LAMBDA:
+    if on_lambda():
         # EMF metrics (with the cold-start metric) flushed at the end of each invocation.
         return metrics.log_metrics(mangum, capture_cold_start_metric=True)
     return mangum

@@ -32,6 +32,7 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps"), service=SERVICE
 )
+_DOC_PATHS = frozenset({"/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -177,7 +178,11 @@ class RequestMiddleware:
     @staticmethod
     def _record(scope: Scope, status: int, started: float, request_id: str) -> None:
         elapsed = time.perf_counter() - started
-        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        route = getattr(scope.get("route"), "path", None) or (
+            # FastAPI's own docs routes carry no route object; any other path is not ours, and
+            # must not become a label (unbounded cardinality).
+            scope["path"] if scope["path"] in _DOC_PATHS else "unmatched"
+        )
         method = scope.get("method", "")
         METRICS.requests.labels(route=route, method=method, status=str(status)).inc()
         METRICS.latency.labels(route=route, method=method).observe(elapsed)

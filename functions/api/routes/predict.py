@@ -10,7 +10,7 @@ from functions.api.auth import requires
 from functions.api.deps import CacheDep, SettingsDep
 from functions.api.errors import ApiError
 from functions.api.model_cache import ModelCache
-from functions.api.observability import METRICS, ON_LAMBDA, metrics
+from functions.api.observability import METRICS, metrics, on_lambda
 from functions.api.schemas import ChurnBatchRequest, ChurnBatchResponse
 from models.base import Predictor
 from models.churn import MODEL_NAME
@@ -41,7 +41,7 @@ def _count(predictions: list[ChurnPrediction]) -> None:
         METRICS.predictions.labels(
             model=MODEL_NAME, version=prediction.model_version, risk_level=prediction.risk_level
         ).inc()
-    if ON_LAMBDA:
+    if on_lambda():
         metrics.add_metric(name="Predictions", unit="Count", value=len(predictions))
 
 
