@@ -24,13 +24,13 @@ $(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
 
+PORT ?= 8000
+
 run: install
 	$(BIN)/tracking init
-	$(BIN)/python examples/seed_experiment.py
-	$(BIN)/python -m models.churn.train --promote production
-	$(BIN)/tracking experiments list
-	$(BIN)/tracking runs list churn_xgboost_v3
-	$(BIN)/tracking models list
+	$(BIN)/python -m functions.api.local_setup
+	API_KEYS="$$(cat .tracking/api_keys.json)" HOST=127.0.0.1 PORT=$(PORT) \
+		$(BIN)/python -m functions.api.serve
 
 lint: install-dev
 	$(BIN)/ruff check .

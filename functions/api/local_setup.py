@@ -1,0 +1,75 @@
+"""``make run``'s set-up: a production churn model and a local API key, in the embedded store.
+
+Trains, registers and promotes the demo model only when there is no production version yet, and
+creates a random local key once: its SHA-256 goes to ``.tracking/api_keys.json`` (the ``API_KEYS``
+format) and the key itself is printed this one time, with a curl command to paste.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import typer
+
+from tracking import ModelRegistry, NotFound
+
+KEY_FILE = Path(".tracking/api_keys.json")
+SEED_BODY = {"player_id": "p_123", "sessions_7d": 4, "playtime_7d": 95.5, "iap_count": 1}
+
+
+def ensure_model() -> None:
+    registry = ModelRegistry()
+    try:
+        version = registry.get_version_by_alias("churn", "production")
+        typer.echo(f"churn {version.label} is in production already")
+        return
+    except NotFound:
+        pass
+    from models.churn.train import TrainConfig, run_training
+
+    result = run_training(TrainConfig(), promote="production", show_progress=sys.stderr.isatty())
+    assert result.version is not None
+    typer.echo(
+        f"trained and promoted churn {result.version.label}: "
+        f"test AUC {result.test_metrics['test_auc']:.3f}, "
+        f"Brier {result.test_metrics['test_brier']:.3f}"
+    )
+
+
+def ensure_key(port: str) -> None:
+    if KEY_FILE.exists():
+        typer.echo(
+            f"using the local API key created earlier ({KEY_FILE}); "
+            "delete that file and run `make run` again for a new key"
+        )
+        key = "<your local key>"
+    else:
+        key = secrets.token_hex(24)  # hex: safe to paste in any shell or header
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+        config = [{"name": "local", "scopes": ["predict", "read", "admin"], "sha256": digest}]
+        # Created with 0600: the file holds only a hash, but it grants nobody else anything.
+        descriptor = os.open(KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(config, handle)
+        typer.echo(f"\nYour local API key (shown once, only its SHA-256 is kept): {key}\n")
+    typer.echo("Try it:")
+    typer.echo(
+        f"  curl -s -X POST http://localhost:{port}/predict/churn -H 'X-API-Key: {key}' "
+        f"-H 'Content-Type: application/json' -d '{json.dumps(SEED_BODY)}'"
+    )
+    typer.echo(f"Docs: http://localhost:{port}/docs and http://localhost:{port}/redoc\n")
+
+
+def main() -> None:
+    ensure_model()
+    ensure_key(os.environ.get("PORT", "8000"))
+
+
+if __name__ == "__main__":
+    main()
