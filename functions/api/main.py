@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -104,10 +105,24 @@ def _handler() -> Any:
 
     # lifespan="off": Mangum would otherwise run startup/shutdown around every invocation.
     mangum = Mangum(_app(), lifespan="off")
-    if on_lambda():
-        # EMF metrics (with the cold-start metric) flushed at the end of each invocation.
-        return metrics.log_metrics(mangum, capture_cold_start_metric=True)
-    return mangum
+    if not on_lambda():
+        return mangum
+    from aws_lambda_powertools.logging import correlation_paths
+
+    # One invocation at a time per environment, so the correlation id can live on the logger.
+    with_context = logger.inject_lambda_context(
+        mangum, correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+    )
+    # EMF metrics (with the cold-start metric) flushed at the end of each invocation.
+    with_metrics = metrics.log_metrics(with_context, capture_cold_start_metric=True)
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        with warnings.catch_warnings():
+            # Health checks and reads add no metric; Powertools warns about that on every one.
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
+            return with_metrics(event, context)
+
+    return handler
 
 
 def __getattr__(name: str) -> Any:

@@ -127,11 +127,12 @@ class RequestMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         limit = self.max_batch_body if scope["path"].endswith("/batch") else self.max_body
         status = 500
-        too_large = _too_large_body(request_id, limit)
 
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if not value.isdigit() or int(value) > limit:
+                    # The 413 body is built only when needed, not for every request.
+                    too_large = _too_large_body(request_id, limit)
                     await _send_json(send, 413, too_large, request_id)
                     self._record(scope, 413, started, request_id)
                     return
@@ -159,7 +160,7 @@ class RequestMiddleware:
                 if not replaced:
                     replaced = True
                     status = 413
-                    await _send_json(send, 413, too_large, request_id)
+                    await _send_json(send, 413, _too_large_body(request_id, limit), request_id)
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -171,7 +172,7 @@ class RequestMiddleware:
         except BodyTooLarge:
             if not replaced:
                 status = 413
-                await _send_json(send, 413, too_large, request_id)
+                await _send_json(send, 413, _too_large_body(request_id, limit), request_id)
         finally:
             self._record(scope, status, started, request_id)
 
@@ -184,8 +185,9 @@ class RequestMiddleware:
             scope["path"] if scope["path"] in _DOC_PATHS else "unmatched"
         )
         method = scope.get("method", "")
-        METRICS.requests.labels(route=route, method=method, status=str(status)).inc()
-        METRICS.latency.labels(route=route, method=method).observe(elapsed)
+        requests, latency = _children(route, method, status)
+        requests.inc()
+        latency.observe(elapsed)
         logger.info(
             "request",
             extra={
@@ -196,6 +198,27 @@ class RequestMiddleware:
                 "duration_ms": round(elapsed * 1000, 3),
             },
         )
+
+
+#: (route, method, status) -> the label children of the request counter and latency histogram.
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+#: Routes are templates and statuses few, but the method is whatever the client sent: past this
+#: many label sets, children are looked up each time (as before) instead of cached without end.
+_CHILDREN_MAX = 512
+
+
+def _children(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The metric children for one label set, cached: each ``labels()`` takes a lock and sorts."""
+    key = (route, method, status)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = (
+            METRICS.requests.labels(route=route, method=method, status=str(status)),
+            METRICS.latency.labels(route=route, method=method),
+        )
+        if len(_CHILDREN) < _CHILDREN_MAX:
+            _CHILDREN[key] = found
+    return found
 
 
 def _too_large_body(request_id: str, limit: int) -> bytes:
