@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from functions.api.auth import requires
-from functions.api.deps import CacheDep, SettingsDep
 from functions.api.errors import ApiError
 from functions.api.model_cache import ModelCache
 from functions.api.observability import METRICS, metrics, on_lambda
 from functions.api.schemas import ChurnBatchRequest, ChurnBatchResponse
+from functions.api.settings import ApiSettings
 from models.base import Predictor
 from models.churn import MODEL_NAME
 from models.churn.features import ChurnFeatures
@@ -28,6 +29,16 @@ AliasQuery = Annotated[
 VersionQuery = Annotated[int | None, Query(ge=1, le=10**9, description="Score with this version.")]
 
 
+# The routes read the model cache and settings from the app state through ``request`` rather
+# than through dependencies: ``functions.api.deps`` has plain ``def`` dependencies, which FastAPI
+# runs in the thread pool (a hop per request that cost more than the prediction itself), and
+# every dependency, even a coroutine, is another round of FastAPI's dependency solving
+# (bench/serving_bench.py --profile). The OpenAPI schema is the same: ``Request`` is not in it.
+def _state(request: Request) -> tuple[ModelCache, ApiSettings]:
+    state = request.app.state
+    return state.model_cache, state.settings
+
+
 def _predictor(cache: ModelCache, alias: str | None, version: int | None) -> Predictor:
     if alias is not None and version is not None:
         raise ApiError(422, "invalid_input", "pass either alias or version, not both")
@@ -37,10 +48,12 @@ def _predictor(cache: ModelCache, alias: str | None, version: int | None) -> Pre
 
 
 def _count(predictions: list[ChurnPrediction]) -> None:
-    for prediction in predictions:
-        METRICS.predictions.labels(
-            model=MODEL_NAME, version=prediction.model_version, risk_level=prediction.risk_level
-        ).inc()
+    # One labels() lookup per (version, risk level), not per row: a 100-row batch made 100.
+    counts = Counter((p.model_version, p.risk_level) for p in predictions)
+    for (version, risk_level), count in counts.items():
+        METRICS.predictions.labels(model=MODEL_NAME, version=version, risk_level=risk_level).inc(
+            count
+        )
     if on_lambda():
         metrics.add_metric(name="Predictions", unit="Count", value=len(predictions))
 
@@ -48,11 +61,12 @@ def _count(predictions: list[ChurnPrediction]) -> None:
 @router.post("/churn", response_model=ChurnPrediction, openapi_extra=requires("predict"))
 async def predict_churn(
     features: ChurnFeatures,
-    cache: CacheDep,
+    request: Request,
     alias: AliasQuery = None,
     version: VersionQuery = None,
 ) -> ChurnPrediction:
     """Churn probability and risk level of one player."""
+    cache, _ = _state(request)
     predictor = _predictor(cache, alias, version)
     predictions: list[ChurnPrediction] = list(predictor.predict([features]))
     _count(predictions)
@@ -62,12 +76,12 @@ async def predict_churn(
 @router.post("/churn/batch", response_model=ChurnBatchResponse, openapi_extra=requires("predict"))
 async def predict_churn_batch(
     body: ChurnBatchRequest,
-    cache: CacheDep,
-    settings: SettingsDep,
+    request: Request,
     alias: AliasQuery = None,
     version: VersionQuery = None,
 ) -> ChurnBatchResponse:
     """Churn probabilities of many players, in the order given."""
+    cache, settings = _state(request)
     if len(body.rows) > settings.max_batch_rows:
         raise ApiError(
             422, "invalid_input", f"at most {settings.max_batch_rows} rows per batch request"
