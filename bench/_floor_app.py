@@ -1,0 +1,88 @@
+"""The serving benchmark's floor: the least a FastAPI app must do to answer a churn prediction.
+
+It parses the body with the same pydantic schema (``ChurnFeatures``), calls ``inplace_predict``
+on the same artifact, loaded the same way, and answers the same JSON shape. No auth, no
+middleware, no metrics, no logging, no model cache, no response model. ``bench/serving_bench.py``
+serves it with uvicorn exactly like the real API and compares the two; it passes the artifact and
+the version's metadata in the environment:
+
+    FLOOR_MODEL_PATH   a verified copy of the production artifact (XGBoost UBJ/JSON)
+    FLOOR_MODEL_LABEL  the version label, e.g. v1
+    FLOOR_MEDIUM, FLOOR_HIGH   the version's risk thresholds
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.churn.features import FEATURE_NAMES, ChurnFeatures
+from models.churn.predictor import SERVING_THREADS
+from tracking.flavors import load_xgboost
+
+# Loaded exactly as the API loads it: the same function and the same thread count.
+BOOSTER = load_xgboost(Path(os.environ["FLOOR_MODEL_PATH"]).read_bytes())
+BOOSTER.set_param({"nthread": SERVING_THREADS})
+LABEL = os.environ["FLOOR_MODEL_LABEL"]
+MEDIUM = float(os.environ["FLOOR_MEDIUM"])
+HIGH = float(os.environ["FLOOR_HIGH"])
+
+
+class FloorBatch(BaseModel):
+    """The same constraints as the API's ``ChurnBatchRequest``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    rows: Annotated[list[ChurnFeatures], Field(min_length=1)]
+
+
+def _predict(rows: list[ChurnFeatures]) -> list[dict[str, object]]:
+    matrix = np.asarray(
+        [
+            [
+                math.nan if value is None else float(value)
+                for value in map(row.__getattribute__, FEATURE_NAMES)
+            ]
+            for row in rows
+        ],
+        dtype=np.float32,
+    )
+    out = []
+    for row, probability in zip(rows, BOOSTER.inplace_predict(matrix), strict=True):
+        p = float(probability)
+        level = "high" if p >= HIGH else "medium" if p >= MEDIUM else "low"
+        out.append(
+            {
+                "player_id": row.player_id,
+                "churn_probability": round(p, 6),
+                "risk_level": level,
+                "model_version": LABEL,
+            }
+        )
+    return out
+
+
+def _json(content: object) -> Response:
+    return Response(
+        json.dumps(content, separators=(",", ":")).encode(), media_type="application/json"
+    )
+
+
+app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.post("/predict/churn")
+async def predict_one(features: ChurnFeatures) -> Response:
+    return _json(_predict([features])[0])
+
+
+@app.post("/predict/churn/batch")
+async def predict_batch(body: FloorBatch) -> Response:
+    return _json({"predictions": _predict(body.rows), "model_version": LABEL})
