@@ -11,17 +11,17 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi import Request
 
 from functions.api.errors import ApiError
 from functions.api.settings import ApiKeySpec, ApiSettings
 
 SCOPE_KEY = "x-required-scope"
 OPEN = "open"
-API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="Your API key.")
+API_KEY_NAME = "X-API-Key"
+SECURITY_SCHEME = "APIKeyHeader"
 
 
 def requires(scope: str) -> dict[str, Any]:
@@ -29,8 +29,24 @@ def requires(scope: str) -> dict[str, Any]:
     return {SCOPE_KEY: scope}
 
 
-#: Extras for a route anyone may call (``security: []`` tells the docs it needs no key).
-OPEN_ROUTE: dict[str, Any] = {SCOPE_KEY: OPEN, "security": []}
+#: Extras for a route anyone may call.
+OPEN_ROUTE: dict[str, Any] = {SCOPE_KEY: OPEN}
+
+
+def document_security(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the key scheme to an OpenAPI schema: required everywhere but on open operations."""
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": API_KEY_NAME,
+        "description": "Your API key.",
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            open_route = operation.get(SCOPE_KEY) == OPEN
+            operation["security"] = [] if open_route else [{SECURITY_SCHEME: []}]
+    return schema
 
 
 @dataclass(frozen=True)
@@ -83,15 +99,18 @@ def route_scope(request: Request) -> str | None:
     return scope if isinstance(scope, str) else None
 
 
-async def authorize(
-    request: Request, api_key: Annotated[str | None, Security(API_KEY_HEADER)]
-) -> Principal | None:
-    """The global dependency: 401 without a valid key, 403 without the route's scope."""
+async def authorize(request: Request) -> Principal | None:
+    """The global dependency: 401 without a valid key, 403 without the route's scope.
+
+    The header is read here rather than through ``Security(APIKeyHeader)``: a sub-dependency is
+    another round of dependency solving on every request. The docs still show the scheme (see
+    ``document_security``).
+    """
     scope = route_scope(request)
     if scope == OPEN:
         return None
     keyring: KeyRing = request.app.state.keyring
-    principal = keyring.authenticate(api_key)
+    principal = keyring.authenticate(request.headers.get(API_KEY_NAME))
     if principal is None:
         raise ApiError(
             401, "unauthorized", "a valid X-API-Key header is required",

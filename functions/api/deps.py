@@ -1,4 +1,8 @@
-"""Typed dependency aliases: routes declare what they need, the app state provides it."""
+"""Typed dependency aliases: routes declare what they need, the app state provides it.
+
+The providers are coroutines on purpose: FastAPI runs a plain ``def`` dependency in the thread
+pool, a hop that costs more than these attribute reads (measured with bench/serving_bench.py).
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,22 @@ from functions.api.settings import ApiSettings
 from tracking import ExperimentLogger, ModelRegistry
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def _registry(request: Request) -> ModelRegistry:
+async def _registry(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
 
 
-def _logger(request: Request) -> ExperimentLogger:
+async def _logger(request: Request) -> ExperimentLogger:
     logger: ExperimentLogger = request.app.state.logger
     return logger
 
 
-def _cache(request: Request) -> ModelCache:
+async def _cache(request: Request) -> ModelCache:
     cache: ModelCache = request.app.state.model_cache
     return cache
 

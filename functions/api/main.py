@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from functions.api import errors
-from functions.api.auth import OPEN, SCOPE_KEY, authorize, load_keys
+from functions.api.auth import authorize, document_security, load_keys
 from functions.api.model_cache import ModelCache
 from functions.api.observability import METRICS, RequestMiddleware, logger, metrics, on_lambda
 from functions.api.routes import experiments, health, models, predict
@@ -54,7 +54,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         dependencies=[Depends(authorize)],
     )
-    _open_routes_need_no_key_in_docs(app)
+    _document_security(app)
     app.state.settings = settings
     app.state.keyring = load_keys(settings)
     app.state.registry = registry
@@ -76,18 +76,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     return app
 
 
-def _open_routes_need_no_key_in_docs(app: FastAPI) -> None:
-    """Mark open operations with ``security: []`` in the schema (FastAPI adds the global one)."""
+def _document_security(app: FastAPI) -> None:
+    """Show the key scheme in the schema (auth reads the header itself; see ``authorize``)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = build()
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
-                    if operation.get(SCOPE_KEY) == OPEN:
-                        operation["security"] = []
-            app.openapi_schema = schema
+            app.openapi_schema = document_security(build())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

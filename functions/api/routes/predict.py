@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from functions.api.auth import requires
 from functions.api.errors import ApiError
@@ -29,11 +29,10 @@ AliasQuery = Annotated[
 VersionQuery = Annotated[int | None, Query(ge=1, le=10**9, description="Score with this version.")]
 
 
-# The routes read the model cache and settings from the app state through ``request`` rather
-# than through dependencies: ``functions.api.deps`` has plain ``def`` dependencies, which FastAPI
-# runs in the thread pool (a hop per request that cost more than the prediction itself), and
-# every dependency, even a coroutine, is another round of FastAPI's dependency solving
-# (bench/serving_bench.py --profile). The OpenAPI schema is the same: ``Request`` is not in it.
+# The hot path reads the model cache and settings from the app state through ``request`` rather
+# than through dependencies: every dependency is another round of FastAPI's dependency solving,
+# which cost more than the prediction itself (bench/serving_bench.py --profile). The OpenAPI
+# schema is the same: ``Request`` is not in it.
 def _state(request: Request) -> tuple[ModelCache, ApiSettings]:
     state = request.app.state
     return state.model_cache, state.settings
@@ -64,13 +63,15 @@ async def predict_churn(
     request: Request,
     alias: AliasQuery = None,
     version: VersionQuery = None,
-) -> ChurnPrediction:
+) -> Response:
     """Churn probability and risk level of one player."""
     cache, _ = _state(request)
     predictor = _predictor(cache, alias, version)
     predictions: list[ChurnPrediction] = list(predictor.predict([features]))
     _count(predictions)
-    return predictions[0]
+    # Serialised here, once: returning the model would make FastAPI validate it again against
+    # the response_model (which stays declared for the schema).
+    return Response(predictions[0].model_dump_json(), media_type="application/json")
 
 
 @router.post("/churn/batch", response_model=ChurnBatchResponse, openapi_extra=requires("predict"))
@@ -79,7 +80,7 @@ async def predict_churn_batch(
     request: Request,
     alias: AliasQuery = None,
     version: VersionQuery = None,
-) -> ChurnBatchResponse:
+) -> Response:
     """Churn probabilities of many players, in the order given."""
     cache, settings = _state(request)
     if len(body.rows) > settings.max_batch_rows:
@@ -89,4 +90,5 @@ async def predict_churn_batch(
     predictor = _predictor(cache, alias, version)
     predictions: list[ChurnPrediction] = list(predictor.predict(body.rows))
     _count(predictions)
-    return ChurnBatchResponse(predictions=predictions, model_version=predictor.label)
+    answer = ChurnBatchResponse(predictions=predictions, model_version=predictor.label)
+    return Response(answer.model_dump_json(), media_type="application/json")
