@@ -29,6 +29,10 @@ class Predictor(Protocol):
         """Predict a batch; results in the order of ``rows``."""
         ...
 
+    def predict_records(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        """``predict`` as plain JSON-ready dicts, for serving without a model object per row."""
+        ...
+
     def warm_up(self) -> Any:
         """Run one prediction."""
         ...

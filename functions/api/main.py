@@ -17,11 +17,19 @@ import warnings
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from pydantic.json_schema import models_json_schema
 
 from functions.api import errors
 from functions.api.auth import authorize, document_security, load_keys
 from functions.api.model_cache import ModelCache
-from functions.api.observability import METRICS, RequestMiddleware, logger, metrics, on_lambda
+from functions.api.observability import (
+    METRICS,
+    RequestMiddleware,
+    configure_request_log,
+    logger,
+    metrics,
+    on_lambda,
+)
 from functions.api.routes import experiments, health, models, predict
 from functions.api.settings import ApiSettings, get_settings
 from tracking import ExperimentLogger, ModelRegistry
@@ -55,6 +63,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         dependencies=[Depends(authorize)],
     )
     _document_security(app)
+    configure_request_log()
     app.state.settings = settings
     app.state.keyring = load_keys(settings)
     app.state.registry = registry
@@ -82,7 +91,16 @@ def _document_security(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_security(build())
+            schema = document_security(build())
+            # Bodies the prediction routes parse themselves (see routes/predict.py).
+            _, definitions = models_json_schema(
+                [(model, "validation") for model in predict.BODY_MODELS],
+                ref_template="#/components/schemas/{model}",
+            )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in definitions.get("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -39,6 +40,35 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 def on_lambda() -> bool:
     """Whether this process runs in a Lambda environment (read when asked, not at import)."""
     return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
+#: Set by ``configure_request_log`` when the app is built (not at import: tests switch it).
+_LAMBDA = False
+
+
+def configure_request_log() -> None:
+    """Choose the request log writer for this process: Powertools on Lambda, a direct one else."""
+    global _LAMBDA
+    _LAMBDA = on_lambda()
+
+
+def _write_request_line(fields: dict[str, Any]) -> None:
+    """One JSON line per request, with Powertools' keys, written straight to stdout.
+
+    Off Lambda there is no invocation context to add, and Powertools' formatter cost ~90 us per
+    request (a third of a prediction; bench/serving_bench.py), against a few us for this.
+    """
+    now = time.time()
+    line = {
+        "level": "INFO",
+        "message": "request",
+        "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now))
+        + f",{int(now % 1 * 1000):03d}+0000",
+        "service": SERVICE,
+        **fields,
+    }
+    sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+    sys.stdout.flush()  # one line per request reaches the log collector now, not per 8 KB
 
 
 @dataclass(frozen=True)
@@ -188,16 +218,18 @@ class RequestMiddleware:
         requests, latency = _children(route, method, status)
         requests.inc()
         latency.observe(elapsed)
-        logger.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-            },
-        )
+        fields = {
+            "request_id": request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
+        if _LAMBDA:
+            # On Lambda, Powertools adds the invocation context and the correlation id.
+            logger.info("request", extra=fields)
+        else:
+            _write_request_line(fields)
 
 
 #: (route, method, status) -> the label children of the request counter and latency histogram.

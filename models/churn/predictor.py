@@ -73,6 +73,11 @@ class ChurnPredictor:
 
     def predict(self, rows: Sequence[ChurnFeatures]) -> list[ChurnPrediction]:
         """Predict a batch in one call; results are in the order of ``rows``."""
+        # The records are built by this class from validated values: no need to validate again.
+        return [ChurnPrediction.model_construct(**record) for record in self.predict_records(rows)]
+
+    def predict_records(self, rows: Sequence[ChurnFeatures]) -> list[dict[str, Any]]:
+        """Like ``predict``, as plain dicts (the API serialises them without a model per row)."""
         if not rows:
             return []
         # Attributes read directly: the same values as ``to_row``, without a model_dump per row.
@@ -86,12 +91,12 @@ class ChurnPredictor:
         level = self.thresholds.level
         label = self.version.label
         return [
-            ChurnPrediction(
-                player_id=row.player_id,
-                churn_probability=round(probability, 6),
-                risk_level=level(probability),
-                model_version=label,
-            )
+            {
+                "player_id": row.player_id,
+                "churn_probability": round(probability, 6),
+                "risk_level": level(probability),
+                "model_version": label,
+            }
             for row, probability in zip(rows, probabilities, strict=True)
         ]
 
