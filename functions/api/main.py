@@ -31,6 +31,7 @@ from functions.api.observability import (
     on_lambda,
 )
 from functions.api.routes import experiments, health, models, predict
+from functions.api.schemas import error_responses
 from functions.api.settings import ApiSettings, get_settings
 from tracking import ExperimentLogger, ModelRegistry
 from tracking.backends import build_stores
@@ -71,8 +72,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.model_cache = cache
     app.state.started = time.monotonic()
     errors.install(app)
-    for router in (predict.router, models.router, experiments.router, health.router):
-        app.include_router(router)
+    common = (401, 403, 413, 422, 500)
+    for router, codes in (
+        (predict.router, (*common, 404, 503)),
+        (models.router, (*common, 404, 409, 503)),
+        (experiments.router, (*common, 404, 503)),
+        (health.router, (500,)),
+    ):
+        app.include_router(router, responses=error_responses(*codes))
     app.add_middleware(
         RequestMiddleware,
         max_body=settings.max_body_bytes,

@@ -53,3 +53,30 @@ class HealthResponse(BaseModel):
 
 class ReadyResponse(BaseModel):
     ready: bool
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found.")
+    message: str = Field(description="What is wrong, for a person.")
+    request_id: str = Field(description="The request's id, also in the X-Request-ID header.")
+
+
+class ErrorResponse(BaseModel):
+    """The shape of every error answer."""
+
+    error: ErrorDetail
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses, all with the one error shape."""
+    descriptions = {
+        401: "No valid X-API-Key.",
+        403: "The key lacks the route's scope.",
+        404: "No such model, version, experiment or run.",
+        409: "Conflict: a concurrent change won, or nothing to roll back to.",
+        413: "The body is too large.",
+        422: "Invalid input (body, path or query); the message names the field.",
+        500: "Internal error (no detail is given).",
+        503: "A dependency or the model is unavailable; retry after Retry-After seconds.",
+    }
+    return {code: {"model": ErrorResponse, "description": descriptions[code]} for code in codes}

@@ -11,16 +11,25 @@ from __future__ import annotations
 import os
 import sys
 
+HANDLER = "functions.api.main.handler"
 
-def main() -> None:
-    if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
-        from awslambdaric import bootstrap  # type: ignore[import-not-found,unused-ignore]
 
-        sys.argv = [sys.argv[0], "functions.api.main.handler"]
-        bootstrap.run(
-            os.getcwd(), "functions.api.main.handler", os.environ["AWS_LAMBDA_RUNTIME_API"]
-        )
-        return
+def run_lambda() -> None:
+    """Hand the process to ``awslambdaric``, exactly as ``python -m awslambdaric HANDLER`` would.
+
+    awslambdaric's ``__main__.main(argv)`` reads the handler from ``argv[1]`` and the Runtime API
+    address from ``AWS_LAMBDA_RUNTIME_API``, builds its runtime client and loops on
+    ``/runtime/invocation/next`` forever (``bootstrap.run(handler, client)`` in awslambdaric 3+;
+    the older ``run(app_root, handler, address)`` form no longer exists). Importing the handler
+    is the init phase: the models are loaded and warmed up there, and an import failure is
+    reported to ``/runtime/init/error`` by the client itself.
+    """
+    from awslambdaric.__main__ import main as ric_main  # type: ignore[import-not-found,unused-ignore]
+
+    ric_main([sys.argv[0], HANDLER])
+
+
+def run_server() -> None:
     import uvicorn
 
     uvicorn.run(
@@ -31,6 +40,13 @@ def main() -> None:
         access_log=False,  # RequestMiddleware logs each request once, as JSON
         proxy_headers=True,
     )
+
+
+def main() -> None:
+    if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        run_lambda()
+    else:
+        run_server()
 
 
 if __name__ == "__main__":

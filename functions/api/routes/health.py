@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from functions.api.auth import OPEN_ROUTE, requires
 from functions.api.deps import CacheDep
 from functions.api.observability import prometheus_text
-from functions.api.schemas import HealthResponse, ReadyResponse
+from functions.api.schemas import HealthResponse, ReadyResponse, error_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -43,7 +43,7 @@ def ready(cache: CacheDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={200: {"content": {"text/plain": {}}}, **error_responses(401, 403)},
     openapi_extra=requires("read"),
 )
 def prometheus_metrics() -> Response:
