@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ def backend(
     elif name == "moto":
         from moto import mock_aws
 
+        _serialise_moto(monkeypatch)
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
         monkeypatch.setenv("TRACKING_URI", f"dynamodb://{unique}")
         monkeypatch.setenv("ARTIFACT_URI", f"s3://bucket-{unique}/artifacts")
@@ -79,6 +81,26 @@ def backend(
         monkeypatch.setenv("TRACKING_URI", f"dynamodb://{unique}")
         monkeypatch.setenv("ARTIFACT_URI", f"s3://bucket-{unique}/artifacts")
         yield from _built(name)
+
+
+def _serialise_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handle one in-process moto request at a time.
+
+    moto's in-process DynamoDB is not atomic across threads: two conditional writes can both
+    pass, and a cancelled transaction restores a snapshot of the whole table, dropping writes
+    other threads made meanwhile. Serialising its request handling makes the tests measure our
+    conditions and transactions, not the emulator (the HTTP server case runs without this).
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.Lock()
+    original = BotocoreStubber.__call__
+
+    def locked(self: BotocoreStubber, *args: object, **kwargs: object) -> object:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", locked)
 
 
 def _built(name: str) -> Iterator[Backend]:

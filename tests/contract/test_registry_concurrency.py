@@ -1,8 +1,8 @@
 """Exactly one production version under concurrent promotions and rollbacks (SQLite and moto).
 
 moto's in-process DynamoDB is not atomic across threads (two conditional writes can both pass),
-so for moto every request is serialised with a lock: the test then measures our conditions and
-transactions, not the emulator's thread safety.
+so for moto every request is serialised with a lock (``tests/contract/conftest.py``): the test
+then measures our conditions and transactions, not the emulator's thread safety.
 """
 
 from __future__ import annotations
@@ -22,22 +22,7 @@ VERSIONS = 8
 
 
 @pytest.fixture
-def serialised_moto(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
-    if backend.name == "moto":
-        from moto.core.botocore_stubber import BotocoreStubber
-
-        lock = threading.Lock()
-        original = BotocoreStubber.__call__
-
-        def locked(self: BotocoreStubber, *args: object, **kwargs: object) -> object:
-            with lock:
-                return original(self, *args, **kwargs)
-
-        monkeypatch.setattr(BotocoreStubber, "__call__", locked)
-
-
-@pytest.fixture
-def registry(backend: Backend, serialised_moto: None, tmp_path: Path) -> ModelRegistry:
+def registry(backend: Backend, tmp_path: Path) -> ModelRegistry:
     logger = ExperimentLogger(metadata_store=backend.metadata, artifact_store=backend.artifacts)
     files = save_model_files(tmp_path / "files")
     run = logger.log_experiment("churn", artifacts={"model": files["json"]})

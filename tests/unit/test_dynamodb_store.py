@@ -10,9 +10,11 @@ import importlib
 import json
 import socket
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -20,11 +22,26 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from tracking.entities import Artifact, Dataset, Experiment, Metric, RunStatus
+from tracking.entities import (
+    AliasChange,
+    AliasState,
+    Artifact,
+    Dataset,
+    Experiment,
+    FeatureSpec,
+    Flavor,
+    HistoryAction,
+    Metric,
+    ModelVersion,
+    RunStatus,
+    Stage,
+)
 from tracking.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from tracking.registry import ModelRegistry
 from tracking.stores import dynamodb_schema
 from tracking.stores._tokens import encode_token
 from tracking.stores.dynamodb import UNPROCESSED_RETRY_ATTEMPTS, DynamoDBMetadataStore
+from tracking.stores.registry_base import AliasWrite
 
 PREFIX = "unit"
 Handler = Callable[[str, dict[str, Any]], dict[str, Any] | None]
@@ -505,3 +522,265 @@ def test_missing_run_is_not_found_everywhere(store: DynamoDBMetadataStore) -> No
         store.log_batch("nope")
     with pytest.raises(NotFound):
         store.get_metric_history("nope", "m")
+
+
+# -- model registry -------------------------------------------------------------------------------
+
+
+def _register(store: DynamoDBMetadataStore, name: str = "m", count: int = 1) -> None:
+    try:
+        first = store.get_model(name).latest_version
+    except NotFound:
+        first = 0
+    for latest in range(first, first + count):
+        number = latest + 1
+        version = ModelVersion(
+            name=name,
+            version=number,
+            run_id="run1",
+            experiment_name="exp",
+            artifact_name="model",
+            artifact_uri=f"s3://b/{name}/{number}",
+            sha256="ff" * 32,
+            size=10,
+            flavor=Flavor.XGBOOST,
+            signature=[FeatureSpec(name="x", type="float")],
+            metadata={"auc": 0.9},
+            created_at=1000 + number,
+            actor="unit",
+        )
+        change = AliasChange(
+            name=name,
+            action=HistoryAction.REGISTER,
+            to_version=number,
+            actor="unit",
+            timestamp=1000 + number,
+            change_id=uuid.uuid4().hex,
+        )
+        store.create_model_version(version, expected_latest=latest, change=change)
+
+
+def _registry(store: DynamoDBMetadataStore) -> ModelRegistry:
+    # promote / rollback / archive never touch artifacts.
+    return ModelRegistry(store=store, artifact_store=cast(Any, object()), actor="unit")
+
+
+def _change(name: str = "m", timestamp: int = 5000) -> AliasChange:
+    return AliasChange(
+        name=name,
+        action=HistoryAction.PROMOTE,
+        alias="production",
+        to_version=1,
+        actor="unit",
+        timestamp=timestamp,
+        change_id=uuid.uuid4().hex,
+    )
+
+
+def _transact_items(api: Api) -> list[list[dict[str, Any]]]:
+    return [params["TransactItems"] for name, params in api.calls if name == "TransactWriteItems"]
+
+
+def test_register_and_promote_are_one_transaction_each(
+    store: DynamoDBMetadataStore, api: Api
+) -> None:
+    _register(store, count=2)
+    registry = _registry(store)
+    registry.promote("m", 1, to="production")
+    api.calls.clear()
+    _register(store)
+    assert len(_transact_items(api)) == 1
+    api.calls.clear()
+    registry.promote("m", 2, to="production")
+    (items,) = _transact_items(api)
+    # model updated_at, production alias, v2 -> production, v1 -> archived, history entry
+    kinds = sorted(next(iter(item)) for item in items)
+    assert kinds == ["Put", "Put", "Update", "Update", "Update"]
+    assert "Scan" not in api.operations()
+    assert {op for op, _ in api.calls} <= {"GetItem", "Query", "TransactWriteItems"}
+
+
+def test_no_scan_on_any_registry_path(store: DynamoDBMetadataStore, api: Api) -> None:
+    _register(store, count=3)
+    registry = _registry(store)
+    registry.promote("m", 1, to="production")
+    registry.promote("m", 2, to="production")
+    registry.promote("m", 3, to="staging")
+    registry.rollback("m")
+    registry.archive("m", 3)
+    registry.update_model("m", description="d", tags={"a": "1"})
+    registry.update_version("m", 1, tags={"b": "2"})
+    registry.get_version_by_alias("m", "production")
+    registry.list_models()
+    list(store.iter_versions("m"))
+    registry.history("m")
+    assert "Scan" not in api.operations()
+
+
+def test_many_versions_keep_items_small_and_page_newest_first(
+    store: DynamoDBMetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto backs up every table with deepcopy before each transaction, which makes 1,000
+    # registrations quadratic; none of these transactions is cancelled, so skip the backup.
+    import moto.dynamodb.models as moto_models
+
+    monkeypatch.setattr(moto_models, "copy", SimpleNamespace(deepcopy=lambda value: value))
+    _register(store, count=1000)
+    registry = _registry(store)
+    for number in (998, 999, 1000):
+        registry.promote("m", number, to="production")
+    biggest = max(len(json.dumps(item)) for item in _raw_items(f"{PREFIX}-tracking"))
+    assert biggest < 2_000
+    model = store.get_model("m")
+    assert (model.latest_version, model.aliases) == (1000, {"production": 1000})
+    first = store.list_versions("m", 100)
+    assert [v.version for v in first.items] == list(range(1000, 900, -1))
+    assert [v.version for v in store.iter_versions("m")] == list(range(1000, 0, -1))
+    assert store.get_alias("m", "production").previous == [998, 999]  # type: ignore[union-attr]
+    assert len(list(store.iter_history("m"))) == 1003
+
+
+def test_versions_round_trip(store: DynamoDBMetadataStore) -> None:
+    _register(store)
+    version = store.get_version("m", 1)
+    assert version.signature == [FeatureSpec(name="x", type="float")]
+    assert version.metadata == {"auc": 0.9}
+    assert version.stage is Stage.NONE
+    updated = store.update_version("m", 1, description="", tags={"a.b": "1", "c": "2"})
+    assert (updated.description, updated.tags) == ("", {"a.b": "1", "c": "2"})
+    assert store.update_version("m", 1, tags={"c": "3"}).tags == {"a.b": "1", "c": "3"}
+    assert store.get_version("m", 1) == store.update_version("m", 1)
+
+
+def test_stale_revision_writes_nothing(store: DynamoDBMetadataStore) -> None:
+    _register(store, count=2)
+    registry = _registry(store)
+    registry.promote("m", 1, to="production")
+    before = (list(store.iter_versions("m")), list(store.iter_history("m")), store.get_model("m"))
+    state = AliasState(alias="production", version=2, previous=[1], revision="new")
+    for expected in ("stale", None):
+        with pytest.raises(Conflict, match="production"):
+            store.apply_change(
+                "m",
+                alias_writes=[AliasWrite("production", expected, state)],
+                stage_updates={2: Stage.PRODUCTION, 1: Stage.ARCHIVED},
+                change=_change(),
+            )
+    with pytest.raises(Conflict):
+        store.apply_change(
+            "m",
+            alias_writes=[AliasWrite("staging", "stale", check_only=True)],
+            stage_updates={2: Stage.STAGING},
+            change=_change(),
+        )
+    after = (list(store.iter_versions("m")), list(store.iter_history("m")), store.get_model("m"))
+    assert after == before
+
+
+def test_missing_version_in_a_change_is_not_found_and_writes_nothing(
+    store: DynamoDBMetadataStore,
+) -> None:
+    _register(store)
+    state = AliasState(alias="production", version=1, previous=[], revision="r")
+    with pytest.raises(NotFound, match="version 7"):
+        store.apply_change(
+            "m",
+            alias_writes=[AliasWrite("production", None, state)],
+            stage_updates={1: Stage.PRODUCTION, 7: Stage.ARCHIVED},
+            change=_change(),
+        )
+    assert store.get_alias("m", "production") is None
+    assert store.get_version("m", 1).stage is Stage.NONE
+
+
+def test_history_in_write_order_within_one_millisecond(store: DynamoDBMetadataStore) -> None:
+    _register(store)
+    ids = []
+    for _ in range(5):
+        change = _change(timestamp=7000)
+        ids.append(change.change_id)
+        store.apply_change("m", alias_writes=[], stage_updates={}, change=change)
+    history = list(store.iter_history("m"))
+    assert [h.change_id for h in history[1:]] == ids
+    assert [h.change_id for h in store.list_history("m", 2).items] == [
+        history[0].change_id,
+        ids[0],
+    ]
+
+
+def test_lost_registration_race_is_conflict(store: DynamoDBMetadataStore) -> None:
+    _register(store, count=2)
+    version = store.get_version("m", 2)
+    change = _change()
+    for expected in (0, 1):
+        with pytest.raises(Conflict):
+            store.create_model_version(
+                version.model_copy(update={"version": expected + 1}),
+                expected_latest=expected,
+                change=change,
+            )
+    assert store.get_model("m").latest_version == 2
+    assert len(list(store.iter_history("m"))) == 2
+
+
+def test_registry_transaction_conflict_is_conflict(store: DynamoDBMetadataStore, api: Api) -> None:
+    _register(store)
+
+    def racing(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if operation != "TransactWriteItems":
+            return None
+        error = _client_error("TransactionCanceledException", operation)
+        error.response["CancellationReasons"] = [
+            {"Code": "TransactionConflict", "Message": "conflict"}
+        ] + [{"Code": "None"}] * (len(params["TransactItems"]) - 1)
+        raise error
+
+    api.handler = racing
+    with pytest.raises(Conflict, match="concurrent"):
+        _registry(store).promote("m", 1, to="production")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage!",
+        "e30",  # {}
+        encode_token({"model": 5}),
+        encode_token({"before": "3"}),
+        encode_token({"before": 0}),
+        encode_token({"after": "V#0000000001"}),
+    ],
+)
+def test_foreign_registry_tokens_are_invalid_input(
+    store: DynamoDBMetadataStore, token: str
+) -> None:
+    _register(store)
+    for call in (
+        lambda: store.list_models(10, token),
+        lambda: store.list_versions("m", 10, token),
+        lambda: store.list_history("m", 10, token),
+    ):
+        with pytest.raises(InvalidInput):
+            call()
+
+
+def test_missing_model_is_not_found_everywhere(store: DynamoDBMetadataStore) -> None:
+    _register(store)
+    for call in (
+        lambda: store.get_model("nope"),
+        lambda: store.get_version("nope", 1),
+        lambda: store.get_version("m", 2),
+        lambda: store.list_versions("nope"),
+        lambda: store.get_alias("nope", "production"),
+        lambda: store.list_history("nope"),
+        lambda: store.update_model("nope", description="x"),
+        lambda: store.update_version("nope", 1, description="x"),
+        lambda: store.update_version("m", 2, description="x"),
+        lambda: store.apply_change(
+            "nope", alias_writes=[], stage_updates={}, change=_change("nope")
+        ),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert store.list_models().items[0].name == "m"
+    assert [model.name for model in store.list_models().items] == ["m"]

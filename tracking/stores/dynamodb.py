@@ -5,6 +5,11 @@ a run owns lives in the run's partition of the tracking table, one small item pe
 latest metric, dataset or artifact record, so ``get_run`` is one Query and no item grows with the
 run. Metric history is one item per point in the metrics table.
 
+The model registry lives in the same table, one partition per model: the model item, one item
+per version, alias and history entry. Each registration and each alias move is one
+TransactWriteItems whose conditions (the model's latest version number, each alias's revision)
+make it all-or-nothing against concurrent writers.
+
 pynamodb caches one connection per ``Model`` class, and its classes carry their table name, so the
 classes are built per store instance (``_Models``) rather than at import: importing this module
 creates no client, moto can start first, and two stores with different prefixes never share a
@@ -13,6 +18,7 @@ table binding.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -24,7 +30,7 @@ from typing import Any, TypeVar
 
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import (
     DoesNotExist,
@@ -33,11 +39,29 @@ from pynamodb.exceptions import (
     TransactWriteError,
     UpdateError,
 )
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Run, RunStatus
+from tracking.entities import (
+    AliasChange,
+    AliasState,
+    Artifact,
+    Dataset,
+    Experiment,
+    FeatureSpec,
+    Flavor,
+    HistoryAction,
+    Metric,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    Run,
+    RunStatus,
+    Stage,
+)
 from tracking.errors import (
     AlreadyExists,
     Conflict,
@@ -48,7 +72,9 @@ from tracking.errors import (
 )
 from tracking.stores import dynamodb_schema as schema
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
-from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
+from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tracking.stores.registry_base import AliasWrite
+from tracking.stores.store import TrackingStore
 
 _T = TypeVar("_T")
 
@@ -74,6 +100,11 @@ _TAG = "TAG#"
 _METRIC = "METRIC#"
 _DATASET = "DATASET#"
 _ARTIFACT = "ARTIFACT#"
+_MODELS_GSI_PK = "MODELS"
+_MODEL_SK = "MODEL"
+_VERSION = "V#"
+_ALIAS = "ALIAS#"
+_HISTORY = "HIST#"
 #: Runs are listed newest first by querying gsi1 forward on ``INVERSION - start_time``, so equal
 #: start times fall back to ascending run id, as in the SQLite store's ORDER BY.
 _START_TIME_INVERSION = 10**16 - 1
@@ -105,6 +136,19 @@ def _runs_gsi_sk(start_time: int, run_id: str) -> str:
     if isinstance(start_time, bool) or not 0 <= start_time <= _START_TIME_INVERSION:
         raise InvalidInput("run start_time must be non-negative integer milliseconds")
     return f"{_START_TIME_INVERSION - start_time:0{_START_TIME_DIGITS}d}#{run_id}"
+
+
+def _model_pk(name: str) -> str:
+    return f"MODEL#{name}"
+
+
+def _version_sk(version: int) -> str:
+    # Zero-padded so that the sort key orders versions numerically.
+    return f"{_VERSION}{version:010d}"
+
+
+def _history_sk(timestamp: int, clock_ns: int, change_id: str) -> str:
+    return f"{_HISTORY}{timestamp:013d}#{clock_ns:019d}#{change_id}"
 
 
 def _metric_pk(run_id: str, key: str) -> str:
@@ -256,6 +300,31 @@ class _Models:
             version_id = UnicodeAttribute(null=True)
             logged_at = NumberAttribute(null=True)
             sha256 = UnicodeAttribute(null=True)
+            # registered model (also name, created_at, tags)
+            latest_version = NumberAttribute(null=True)
+            updated_at = NumberAttribute(null=True)
+            description = UnicodeAttribute(null=True)
+            # model version (also run_id, experiment_name, sha256, size, description, tags)
+            version = NumberAttribute(null=True)
+            artifact_name = UnicodeAttribute(null=True)
+            artifact_uri = UnicodeAttribute(null=True)
+            flavor = UnicodeAttribute(null=True)
+            # JSON text: free-form, so neither pynamodb nor DynamoDB need to know its shape
+            signature_json = UnicodeAttribute(null=True, attr_name="signature")
+            metadata_json = UnicodeAttribute(null=True, attr_name="metadata")
+            stage = UnicodeAttribute(null=True)
+            actor = UnicodeAttribute(null=True)
+            # alias (also version); previous targets, newest last, bounded by the registry
+            alias = UnicodeAttribute(null=True)
+            # pynamodb types ``of`` as the element's Python type, yet requires an Attribute class.
+            previous = ListAttribute[float](of=NumberAttribute, null=True)  # type: ignore[arg-type]
+            revision = UnicodeAttribute(null=True)
+            # history entry (also name, alias, actor, timestamp)
+            action = UnicodeAttribute(null=True)
+            from_version = NumberAttribute(null=True)
+            to_version = NumberAttribute(null=True)
+            reason = UnicodeAttribute(null=True)
+            change_id = UnicodeAttribute(null=True)
 
         class MetricPoint(Model):
             """One point of a metric's history."""
@@ -368,8 +437,8 @@ def _history_points(metrics: Sequence[Metric]) -> list[Metric]:
     return list(points.values())
 
 
-class DynamoDBMetadataStore(MetadataStore):
-    """``MetadataStore`` on two DynamoDB tables named ``{table_prefix}-tracking`` and ``-metrics``.
+class DynamoDBMetadataStore(TrackingStore):
+    """``TrackingStore`` on two DynamoDB tables named ``{table_prefix}-tracking`` and ``-metrics``.
 
     Region: ``region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the AWS profile, else
     ``us-east-1``. Endpoint: ``host``, else botocore's own resolution, which honours
@@ -417,6 +486,7 @@ class DynamoDBMetadataStore(MetadataStore):
         )
         # Indirection so tests can observe the backoff without sleeping.
         self._sleep: Callable[[float], None] = time.sleep
+        self._history_last_ns = 0
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -1029,3 +1099,535 @@ class DynamoDBMetadataStore(MetadataStore):
             if codes[0] is not None:
                 raise NotFound(f"run {run_id!r} not found")
             raise AlreadyExists(f"run {run_id!r} already has an artifact named {artifact.name!r}")
+
+    # -- model registry ------------------------------------------------------------------------
+
+    def _next_history_clock(self) -> int:
+        """Nanoseconds since the epoch, strictly increasing within this store.
+
+        History is listed by sort key; two entries written by one process in the same
+        millisecond must still come back in the order they were written. Callers hold the
+        registry lock.
+        """
+        self._history_last_ns = max(time.time_ns(), self._history_last_ns + 1)
+        return self._history_last_ns
+
+    def _history_item(self, change: AliasChange) -> Any:
+        model = self._models.TrackingItem
+        return model(
+            _model_pk(change.name),
+            _history_sk(change.timestamp, self._next_history_clock(), change.change_id),
+            name=change.name,
+            action=HistoryAction(change.action).value,
+            alias=change.alias,
+            from_version=change.from_version,
+            to_version=change.to_version,
+            actor=change.actor,
+            timestamp=change.timestamp,
+            reason=change.reason,
+            change_id=change.change_id,
+        )
+
+    def _model_exists(self, name: str) -> bool:
+        model = self._models.TrackingItem
+        with _calling("get model"):
+            try:
+                model.get(
+                    _model_pk(name), _MODEL_SK, consistent_read=True, attributes_to_get=["pk"]
+                )
+            except DoesNotExist:
+                return False
+        return True
+
+    def _require_model(self, name: str) -> None:
+        if not self._model_exists(name):
+            raise NotFound(f"model {name!r} not found")
+
+    def _missing_version(self, name: str, version: int) -> NotFound:
+        self._require_model(name)
+        return NotFound(f"model {name!r} has no version {version}")
+
+    def _aliases_of(self, name: str) -> dict[str, int]:
+        model = self._models.TrackingItem
+        with _calling("get model"):
+            items = model.query(_model_pk(name), model.sk.startswith(_ALIAS), consistent_read=True)
+            return {item.alias: int(item.version) for item in items}
+
+    def create_model_version(
+        self, version: ModelVersion, *, expected_latest: int, change: AliasChange
+    ) -> None:
+        """Write the model's new latest number, the version and its history entry in one
+        TransactWriteItems.
+
+        The model item is created (if absent) when ``expected_latest`` is 0, else updated only
+        if its ``latest_version`` is still ``expected_latest``.
+
+        Raises:
+            Conflict: another registration took this number first (nothing written).
+        """
+        if version.version != expected_latest + 1:
+            raise Conflict(
+                f"model {version.name!r} version {version.version} was taken concurrently"
+            )
+        model = self._models.TrackingItem
+        pk = _model_pk(version.name)
+        writes = _Writes()
+        if expected_latest == 0:
+            head = model(
+                pk,
+                _MODEL_SK,
+                gsi1pk=_MODELS_GSI_PK,
+                gsi1sk=version.name,
+                name=version.name,
+                created_at=version.created_at,
+                updated_at=version.created_at,
+                latest_version=version.version,
+                tags={},
+            )
+            writes.put("latest", head, model.pk.does_not_exist())
+        else:
+            writes.update(
+                "latest",
+                model(pk, _MODEL_SK),
+                [
+                    model.latest_version.set(version.version),
+                    model.updated_at.set(version.created_at),
+                ],
+                model.latest_version == expected_latest,
+            )
+        writes.put("version", _version_item(model, version), model.pk.does_not_exist())
+        writes.put("history", self._history_item(change), model.pk.does_not_exist())
+        if self._transact("register model version", writes.fill):
+            # Whichever condition failed, a concurrent registration moved the model on.
+            raise Conflict(
+                f"model {version.name!r} version {version.version} was taken concurrently"
+            )
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """Return the model item and its aliases: one GetItem and one Query.
+
+        Raises:
+            NotFound: no such model.
+        """
+        with _calling("get model"):
+            try:
+                item = self._models.TrackingItem.get(
+                    _model_pk(name), _MODEL_SK, consistent_read=True
+                )
+            except DoesNotExist:
+                raise NotFound(f"model {name!r} not found") from None
+        return _model_from(item, self._aliases_of(name))
+
+    def list_models(
+        self, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[RegisteredModel]:
+        """Return models ordered by name: one Query on ``gsi1``, then one per model for aliases.
+
+        Raises:
+            InvalidInput: bad ``max_results`` or ``page_token``.
+        """
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        start_key: dict[str, dict[str, Any]] | None = None
+        if page_token is not None:
+            name = decode_token(page_token, ("model",))["model"]
+            if not isinstance(name, str) or not name:
+                raise InvalidInput("invalid page token")
+            start_key = {
+                "gsi1pk": {"S": _MODELS_GSI_PK},
+                "gsi1sk": {"S": name},
+                "pk": {"S": _model_pk(name)},
+                "sk": {"S": _MODEL_SK},
+            }
+        model = self._models.TrackingItem
+        with _calling("list models"):
+            heads = list(
+                model.query(
+                    _MODELS_GSI_PK,
+                    index_name=schema.GSI1_NAME,
+                    limit=limit + 1,
+                    last_evaluated_key=start_key,
+                )
+            )
+        page = heads[:limit]
+        names = [head.name for head in page]
+        if len(names) > 1:
+            with ThreadPoolExecutor(max_workers=LIST_RUNS_CONCURRENCY) as pool:
+                aliases = list(pool.map(self._aliases_of, names))
+        else:
+            aliases = [self._aliases_of(name) for name in names]
+        models = [_model_from(head, found) for head, found in zip(page, aliases, strict=True)]
+        token = encode_token({"model": names[-1]}) if len(heads) > limit else None
+        return Page(items=models, next_token=token)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        """Return one version, from one GetItem.
+
+        Raises:
+            NotFound: no such model or version.
+        """
+        with _calling("get model version"):
+            try:
+                item = self._models.TrackingItem.get(
+                    _model_pk(name), _version_sk(version), consistent_read=True
+                )
+            except DoesNotExist:
+                item = None
+        if item is None:
+            raise self._missing_version(name, version)
+        return _version_from(item)
+
+    def list_versions(
+        self, name: str, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[ModelVersion]:
+        """Return versions newest first, from one backward Query of the model's partition.
+
+        Raises:
+            NotFound: no such model.
+            InvalidInput: bad ``max_results`` or ``page_token``.
+        """
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        pk = _model_pk(name)
+        start_key: dict[str, dict[str, Any]] | None = None
+        if page_token is not None:
+            before = decode_token(page_token, ("before",))["before"]
+            if isinstance(before, bool) or not isinstance(before, int) or not 1 <= before < 10**10:
+                raise InvalidInput("invalid page token")
+            start_key = {"pk": {"S": pk}, "sk": {"S": _version_sk(before)}}
+        model = self._models.TrackingItem
+        with _calling("list model versions"):
+            items = list(
+                model.query(
+                    pk,
+                    model.sk.startswith(_VERSION),
+                    consistent_read=True,
+                    scan_index_forward=False,
+                    limit=limit + 1,
+                    last_evaluated_key=start_key,
+                )
+            )
+        if not items:
+            # A model always has a version, so only an empty answer needs the existence check.
+            self._require_model(name)
+        versions = [_version_from(item) for item in items[:limit]]
+        token = encode_token({"before": versions[-1].version}) if len(items) > limit else None
+        return Page(items=versions, next_token=token)
+
+    def get_alias(self, name: str, alias: str) -> AliasState | None:
+        """Return the alias's state from one strongly consistent GetItem.
+
+        Raises:
+            NotFound: no such model.
+        """
+        with _calling("get alias"):
+            try:
+                item = self._models.TrackingItem.get(
+                    _model_pk(name), _ALIAS + alias, consistent_read=True
+                )
+            except DoesNotExist:
+                item = None
+        if item is None:
+            # An alias item implies its model; only a missing alias needs the model checked.
+            self._require_model(name)
+            return None
+        return AliasState(
+            alias=item.alias,
+            version=int(item.version),
+            previous=[int(number) for number in item.previous or []],
+            revision=item.revision,
+        )
+
+    def apply_change(
+        self,
+        name: str,
+        *,
+        alias_writes: Sequence[AliasWrite],
+        stage_updates: Mapping[int, Stage],
+        change: AliasChange,
+    ) -> None:
+        """Apply alias writes, stage updates, ``updated_at`` and the history entry in one
+        TransactWriteItems, each alias guarded by its expected revision.
+
+        Raises:
+            NotFound: the model or a version in ``stage_updates`` does not exist.
+            Conflict: an alias's revision is not the expected one, or another transaction
+                touched the same items at the same time. Nothing is written.
+        """
+        model = self._models.TrackingItem
+        pk = _model_pk(name)
+        writes = _Writes()
+        writes.update(
+            "model",
+            model(pk, _MODEL_SK),
+            [model.updated_at.set(change.timestamp)],
+            model.pk.exists(),
+        )
+        for write in alias_writes:
+            label = f"{_ALIAS}{write.alias}"
+            unchanged = (
+                model.pk.does_not_exist()
+                if write.expected_revision is None
+                else model.revision == write.expected_revision
+            )
+            if write.check_only:
+                writes.check(label, model, pk, _ALIAS + write.alias, unchanged)
+            elif write.state is None:
+                writes.delete(label, model(pk, _ALIAS + write.alias), unchanged)
+            else:
+                item = model(
+                    pk,
+                    _ALIAS + write.alias,
+                    alias=write.alias,
+                    version=write.state.version,
+                    previous=list(write.state.previous),
+                    revision=write.state.revision,
+                )
+                writes.put(label, item, unchanged)
+        for number, stage in stage_updates.items():
+            writes.update(
+                _version_sk(number),
+                model(pk, _version_sk(number)),
+                [model.stage.set(Stage(stage).value)],
+                model.pk.exists(),
+            )
+        writes.put("history", self._history_item(change), model.pk.does_not_exist())
+        failed = writes.failed(self._transact("apply model change", writes.fill))
+        if not failed:
+            return
+        # Report what the SQLite store would have found first: the model, then the aliases,
+        # then the versions.
+        if "model" in failed:
+            raise NotFound(f"model {name!r} not found")
+        for label in failed:
+            if label.startswith(_ALIAS):
+                raise Conflict(
+                    f"alias {label[len(_ALIAS) :]!r} of model {name!r} was moved concurrently; "
+                    "read it again and retry"
+                )
+        for label in failed:
+            if label.startswith(_VERSION):
+                raise NotFound(f"model {name!r} has no version {int(label[len(_VERSION) :])}")
+        raise Conflict(f"change {change.change_id!r} of model {name!r} was already recorded")
+
+    def list_history(
+        self, name: str, max_results: int = MAX_PAGE_SIZE, page_token: str | None = None
+    ) -> Page[AliasChange]:
+        """Return the audit history oldest first, from one Query of the model's partition.
+
+        Raises:
+            NotFound: no such model.
+            InvalidInput: bad ``max_results`` or ``page_token``.
+        """
+        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        pk = _model_pk(name)
+        start_key: dict[str, dict[str, Any]] | None = None
+        if page_token is not None:
+            after = decode_token(page_token, ("after",))["after"]
+            if not isinstance(after, str) or not after.startswith(_HISTORY):
+                raise InvalidInput("invalid page token")
+            start_key = {"pk": {"S": pk}, "sk": {"S": after}}
+        model = self._models.TrackingItem
+        with _calling("list model history"):
+            items = list(
+                model.query(
+                    pk,
+                    model.sk.startswith(_HISTORY),
+                    consistent_read=True,
+                    limit=limit + 1,
+                    last_evaluated_key=start_key,
+                )
+            )
+        if not items:
+            self._require_model(name)
+        changes = [_change_from(item) for item in items[:limit]]
+        token = encode_token({"after": items[limit - 1].sk}) if len(items) > limit else None
+        return Page(items=changes, next_token=token)
+
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        """Set the description and merge ``tags`` key by key in one conditional UpdateItem.
+
+        Merging in the update expression (``SET tags.#k = :v``) rather than read-modify-write
+        means two concurrent tag updates never drop each other's keys.
+
+        Raises:
+            NotFound: no such model.
+        """
+        model = self._models.TrackingItem
+        actions = _description_and_tags(model, description, tags)
+        if actions:
+            try:
+                model(_model_pk(name), _MODEL_SK).update(
+                    actions=actions, condition=model.pk.exists()
+                )
+            except UpdateError as error:
+                if _is_conditional_failure(error):
+                    raise NotFound(f"model {name!r} not found") from error
+                raise _unavailable("update model", error) from error
+            except (PynamoDBException, BotoCoreError, ClientError) as error:
+                raise _unavailable("update model", error) from error
+        return self.get_model(name)
+
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Set the description and merge ``tags`` key by key in one conditional UpdateItem.
+
+        Raises:
+            NotFound: no such model or version.
+        """
+        model = self._models.TrackingItem
+        actions = _description_and_tags(model, description, tags)
+        if not actions:
+            return self.get_version(name, version)
+        item = model(_model_pk(name), _version_sk(version))
+        try:
+            # UpdateItem answers with the new item (ALL_NEW), so no read follows.
+            item.update(actions=actions, condition=model.pk.exists())
+        except UpdateError as error:
+            if _is_conditional_failure(error):
+                raise self._missing_version(name, version) from error
+            raise _unavailable("update model version", error) from error
+        except (PynamoDBException, BotoCoreError, ClientError) as error:
+            raise _unavailable("update model version", error) from error
+        return _version_from(item)
+
+
+# -- registry items ---------------------------------------------------------------------------
+
+
+class _Writes:
+    """The items of one TransactWriteItems, each with a label for its cancellation reason.
+
+    pynamodb sends condition checks, then deletes, then puts, then updates, whatever order they
+    were added in; DynamoDB reports one reason per item in request order, so the labels are
+    sorted the same way.
+    """
+
+    _CHECK, _DELETE, _PUT, _UPDATE = range(4)
+
+    def __init__(self) -> None:
+        self._items: list[tuple[int, str, Callable[[TransactWrite], None]]] = []
+
+    def check(self, label: str, model: Any, pk: str, sk: str, condition: Condition) -> None:
+        def add(transaction: TransactWrite) -> None:
+            transaction.condition_check(model, pk, sk, condition=condition)
+
+        self._items.append((self._CHECK, label, add))
+
+    def delete(self, label: str, item: Any, condition: Condition) -> None:
+        def add(transaction: TransactWrite) -> None:
+            transaction.delete(item, condition=condition)
+
+        self._items.append((self._DELETE, label, add))
+
+    def put(self, label: str, item: Any, condition: Condition) -> None:
+        def add(transaction: TransactWrite) -> None:
+            transaction.save(item, condition=condition)
+
+        self._items.append((self._PUT, label, add))
+
+    def update(self, label: str, item: Any, actions: list[Action], condition: Condition) -> None:
+        def add(transaction: TransactWrite) -> None:
+            transaction.update(item, actions=actions, condition=condition)
+
+        self._items.append((self._UPDATE, label, add))
+
+    def fill(self, transaction: TransactWrite) -> None:
+        for _, _, add in self._items:
+            add(transaction)
+
+    def failed(self, codes: Sequence[str | None]) -> list[str]:
+        """The labels of the items whose condition failed, in the order they were added."""
+        if not codes:
+            return []
+        ordered = sorted(self._items, key=lambda entry: entry[0])
+        failed = {
+            label for (_, label, _), code in zip(ordered, codes, strict=True) if code is not None
+        }
+        return [label for _, label, _ in self._items if label in failed]
+
+
+def _description_and_tags(
+    model: Any, description: str | None, tags: Mapping[str, str] | None
+) -> list[Action]:
+    actions: list[Action] = [model.tags[key].set(value) for key, value in (tags or {}).items()]
+    if description is not None:
+        actions.append(model.description.set(description))
+    return actions
+
+
+def _version_item(model: Any, version: ModelVersion) -> Any:
+    return model(
+        _model_pk(version.name),
+        _version_sk(version.version),
+        name=version.name,
+        version=version.version,
+        run_id=version.run_id,
+        experiment_name=version.experiment_name,
+        artifact_name=version.artifact_name,
+        artifact_uri=version.artifact_uri,
+        sha256=version.sha256,
+        size=version.size,
+        flavor=Flavor(version.flavor).value,
+        signature_json=json.dumps([spec.model_dump() for spec in version.signature]),
+        description=version.description,
+        # Always present (maybe empty): tag updates set keys inside it with a document path.
+        tags=dict(version.tags),
+        metadata_json=json.dumps(version.metadata),
+        stage=Stage(version.stage).value,
+        created_at=version.created_at,
+        actor=version.actor,
+    )
+
+
+def _version_from(item: Any) -> ModelVersion:
+    return ModelVersion(
+        name=item.name,
+        version=int(item.version),
+        run_id=item.run_id,
+        experiment_name=item.experiment_name,
+        artifact_name=item.artifact_name,
+        artifact_uri=item.artifact_uri,
+        sha256=item.sha256,
+        size=int(item.size),
+        flavor=Flavor(item.flavor),
+        signature=[FeatureSpec(**spec) for spec in json.loads(item.signature_json or "[]")],
+        description=item.description,
+        tags=dict(item.tags.as_dict()) if item.tags is not None else {},
+        metadata=json.loads(item.metadata_json or "{}"),
+        stage=Stage(item.stage),
+        created_at=int(item.created_at),
+        actor=item.actor,
+    )
+
+
+def _model_from(item: Any, aliases: Mapping[str, int]) -> RegisteredModel:
+    return RegisteredModel(
+        name=item.name,
+        created_at=int(item.created_at),
+        updated_at=int(item.updated_at),
+        latest_version=int(item.latest_version),
+        description=item.description,
+        tags=dict(item.tags.as_dict()) if item.tags is not None else {},
+        aliases=dict(aliases),
+    )
+
+
+def _change_from(item: Any) -> AliasChange:
+    return AliasChange(
+        name=item.name,
+        action=HistoryAction(item.action),
+        alias=item.alias,
+        from_version=None if item.from_version is None else int(item.from_version),
+        to_version=None if item.to_version is None else int(item.to_version),
+        actor=item.actor,
+        timestamp=int(item.timestamp),
+        reason=item.reason,
+        change_id=item.change_id,
+    )

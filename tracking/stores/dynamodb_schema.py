@@ -18,7 +18,20 @@ Tables, for a prefix ``p``:
                                 ``PARAM#k``, ``TAG#k``, ``METRIC#k``
     dataset, artifact record    ``RUN#{run_id}`` /     -
                                 ``DATASET#n``, ``ARTIFACT#n``
+    registered model            ``MODEL#{name}`` /     ``MODELS`` / ``{name}``
+                                MODEL
+    model version               ``MODEL#{name}`` /     -
+                                ``V#{version:010}``
+    alias                       ``MODEL#{name}`` /     -
+                                ``ALIAS#{alias}``
+    registry history entry      ``MODEL#{name}`` /     -
+                                ``HIST#{ms:013}#{ns:019}#{change_id}``
     ==========================  =====================  =================================
+
+    Versions sort numerically (newest first by a backward Query); history sorts by time, the
+    nanosecond clock of the writing store keeping one process's entries of one millisecond in
+    write order. A model item holds only counters, description and tags, so it does not grow
+    with its versions.
 
 ``p-metrics`` (``pk`` S = ``{run_id}#{key}`` / ``step`` N)
     One item per metric point, so ``(run, key, step)`` is the item's identity: writing the same
