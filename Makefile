@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # pytest workers: the machine has 2 cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck install install-dev bench clean
+.PHONY: run test lint typecheck install install-dev bench clean image-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,37 @@ test: lint typecheck
 bench: install-dev
 	$(BIN)/python bench/tracking_bench.py
 
+# Builds the Dockerfile without a daemon (buildah, chroot isolation, vfs; on a debootstrap stand-in
+# base) and runs the image's command as Lambda and as a server. Several minutes; needs root to
+# install buildah/debootstrap when missing. See deploy/image_check.sh.
+image-check:
+	bash deploy/image_check.sh
+
 clean:
 	rm -rf $(VENV) .tracking .pytest_cache .mypy_cache .ruff_cache
+
+# ---- deployment proofs (template.yaml, samconfig.toml, layers/) ----------------------------
+# aws-sam-cli pins versions that clash with ours, so it lives in its own virtual environment
+# (created once under .venv/, where ruff and git already look away: ~45-55 s). `sam validate
+# --lint` runs cfn-lint on the SAM-transformed template; it reads no account, but botocore wants
+# a region and some key to build its session.
+SAM_VENV := $(VENV)/sam-cli
+SAM_CLI_VERSION := 1.170.0
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+.PHONY: sam-validate deploy-check
+sam-validate: $(SAM_VENV)/.installed
+	AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_DEFAULT_REGION=us-east-1 \
+	SAM_CLI_TELEMETRY=0 \
+		$(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+
+# cfn-lint, the key-schema / IAM / samconfig / ECS / layer tests, then sam validate --lint.
+deploy-check: install-dev sam-validate
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/pytest -q tests/deploy/test_template.py tests/deploy/test_samconfig.py \
+		tests/deploy/test_ecs.py tests/deploy/test_layer.py

@@ -19,12 +19,15 @@ def run_lambda() -> None:
 
     awslambdaric's ``__main__.main(argv)`` reads the handler from ``argv[1]`` and the Runtime API
     address from ``AWS_LAMBDA_RUNTIME_API``, builds its runtime client and loops on
-    ``/runtime/invocation/next`` forever (``bootstrap.run(handler, client)`` in awslambdaric 3+;
-    the older ``run(app_root, handler, address)`` form no longer exists). Importing the handler
-    is the init phase: the models are loaded and warmed up there, and an import failure is
-    reported to ``/runtime/init/error`` by the client itself.
+    ``/runtime/invocation/next`` forever. (In the pinned 4.x, ``bootstrap.run`` takes a handler
+    and a client; the ``run(app_root, handler, address)`` form of old releases is gone.)
+    Importing the handler is the init phase: the models are loaded and warmed up there, and an
+    import failure is reported to ``/runtime/init/error`` by the client itself.
     """
-    from awslambdaric.__main__ import main as ric_main  # type: ignore[import-not-found,unused-ignore]
+    # awslambdaric ships no type information.
+    from awslambdaric.__main__ import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        main as ric_main,
+    )
 
     ric_main([sys.argv[0], HANDLER])
 
