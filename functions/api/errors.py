@@ -122,8 +122,15 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     return error_response(request, 422, "invalid_input", _describe_validation(errors))
 
 
+#: FastAPI's answer (400) to a JSON body it cannot decode (e.g. not UTF-8); a body that is not
+#: JSON at all gets a 422 from it. The API answers 422 for both, as /predict does.
+_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+        return error_response(request, 422, "invalid_input", "the body is not valid JSON")
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     return error_response(request, exc.status_code, code, message, exc.headers)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PlayerId = Annotated[
     str,
@@ -48,6 +48,19 @@ class ChurnFeatures(BaseModel):
         float | None, Field(ge=0, le=1_000_000, description="Purchases in the last 30 days (USD).")
     ] = None
     days_since_last_login: Annotated[int | None, Field(ge=0, le=20_000)] = None
+
+    @field_validator(
+        "sessions_7d", "playtime_7d", "iap_count", "days_since_install", "sessions_prev_7d",
+        "avg_session_minutes", "friends_count", "level", "iap_spend_30d", "days_since_last_login",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _numbers_only(cls, value: Any) -> Any:
+        # Lax mode would read true as 1 and "3" as 3; the schema says number, so refuse them.
+        # (Integral floats such as 3.0 stay accepted for integer fields, as JSON Schema allows.)
+        if isinstance(value, bool | str):
+            raise ValueError("must be a JSON number, not a boolean or a string")
+        return value
 
 
 #: Model columns, in order (``player_id`` identifies the row and is not a feature).

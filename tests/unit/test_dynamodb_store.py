@@ -152,7 +152,7 @@ def test_endpoint_from_environment_and_bounded_timeouts(monkeypatch: pytest.Monk
     assert client.meta.endpoint_url == "http://127.0.0.1:4566"
     assert client.meta.config.connect_timeout == 2
     assert client.meta.config.read_timeout == 5
-    assert client.meta.config.retries["total_max_attempts"] == 4
+    assert client.meta.config.retries["total_max_attempts"] == 3
 
     explicit = DynamoDBMetadataStore("p", host="http://localhost:8000")._connection().client
     assert explicit.meta.endpoint_url == "http://localhost:8000"

@@ -67,7 +67,9 @@ def default_client() -> S3Client:
     config = Config(
         connect_timeout=2,
         read_timeout=5,
-        retries={"max_attempts": 3, "mode": "standard"},
+        # total_max_attempts counts the first attempt; botocore's max_attempts would not (3
+        # there is 4 attempts, 35 s in the worst case, past API Gateway's 29 s).
+        retries={"total_max_attempts": 3, "mode": "standard"},
     )
     return boto3.client("s3", config=config)
 

@@ -179,17 +179,27 @@ def _resolve_region(region: str | None) -> str:
 # -- error translation ------------------------------------------------------------------------
 
 
+def _error_field(error: BaseException, name: str) -> str | None:
+    """``Error.Code`` / ``Error.Message`` of the service's answer, if there was one.
+
+    Not pynamodb's ``cause_response_code``: it assumes ``cause.response`` is a dict, but a
+    ``ReadTimeoutError`` carries ``response = None`` (from requests), which made it raise
+    ``AttributeError`` instead of the ``StoreUnavailable`` a timeout is.
+    """
+    cause = error.cause if isinstance(error, PynamoDBException) else error
+    response = getattr(cause, "response", None)
+    if not isinstance(response, dict):
+        return None
+    value = response.get("Error", {}).get(name)
+    return str(value) if value else None
+
+
 def _error_code(error: BaseException) -> str | None:
-    if isinstance(error, PynamoDBException):
-        return error.cause_response_code
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
+    return _error_field(error, "Code")
 
 
 def _is_conditional_failure(error: PynamoDBException) -> bool:
-    return error.cause_response_code == "ConditionalCheckFailedException"
+    return _error_code(error) == "ConditionalCheckFailedException"
 
 
 def _unavailable(action: str, error: BaseException) -> StoreUnavailable:
@@ -203,11 +213,7 @@ def _unavailable(action: str, error: BaseException) -> StoreUnavailable:
             f"DynamoDB {action} failed: a table does not exist; run `tracking init` first"
         )
     if code:
-        message = ""
-        if isinstance(error, PynamoDBException):
-            message = error.cause_response_message or ""
-        elif isinstance(error, ClientError):
-            message = str(error.response.get("Error", {}).get("Message", ""))
+        message = _error_field(error, "Message") or ""
         return StoreUnavailable(f"DynamoDB {action} failed: {code}: {message}".rstrip(": "))
     if isinstance(cause, BotoCoreError):
         # Connection errors and timeouts: botocore's message names the endpoint, which helps.
@@ -444,7 +450,8 @@ class DynamoDBMetadataStore(TrackingStore):
     ``us-east-1``. Endpoint: ``host``, else botocore's own resolution, which honours
     ``AWS_ENDPOINT_URL_DYNAMODB`` and ``AWS_ENDPOINT_URL`` (moto server, DynamoDB Local).
     Timeouts and botocore retries are bounded so that a failing call gives up well within API
-    Gateway's 29 s.
+    Gateway's 29 s: at most 3 attempts of (2 s connect + 5 s read) plus standard-mode backoff,
+    24 s in the worst case (tests/hardening/test_time_budget.py computes it).
     """
 
     def __init__(
@@ -455,9 +462,12 @@ class DynamoDBMetadataStore(TrackingStore):
         host: str | None = None,
         connect_timeout_seconds: float = 2,
         read_timeout_seconds: float = 5,
-        max_retry_attempts: int = 3,
+        max_retry_attempts: int = 2,
     ) -> None:
         """Bind the store to its tables; no request is sent and no client is created yet.
+
+        ``max_retry_attempts`` counts retries after the first attempt (pynamodb's meaning), so
+        the default 2 is at most 3 attempts in all.
 
         Raises:
             InvalidInput: ``table_prefix`` cannot form DynamoDB table names.
@@ -511,7 +521,7 @@ class DynamoDBMetadataStore(TrackingStore):
                 fill(transaction)
         except TransactWriteError as error:
             codes = [reason.code if reason else None for reason in error.cancellation_reasons]
-            if error.cause_response_code == "TransactionCanceledException" and codes:
+            if _error_code(error) == "TransactionCanceledException" and codes:
                 if "TransactionConflict" in codes:
                     raise Conflict(
                         f"{action} lost a race with a concurrent change to the same items; retry"
@@ -735,6 +745,8 @@ class DynamoDBMetadataStore(TrackingStore):
             status=RunStatus.RUNNING.value,
             start_time=start_time,
             parent_run_id=parent_run_id,
+            # This call's token: tells our own committed attempt from another writer's run.
+            change_id=uuid.uuid4().hex,
         )
         checks = 2 if parent_run_id is not None else 1
         tag_items = list(tags.items())
@@ -758,12 +770,34 @@ class DynamoDBMetadataStore(TrackingStore):
                 raise NotFound(f"experiment {experiment.name!r} not found")
             if parent_run_id is not None and codes[1] is not None:
                 raise NotFound(f"parent run {parent_run_id!r} not found")
-            raise AlreadyExists(f"run {run_id!r} already exists")
+            if not self._committed_earlier(run_id, head.change_id):
+                raise AlreadyExists(f"run {run_id!r} already exists")
         if len(tag_items) > len(first_tags):
             # Rare: more tags than one transaction holds. The run exists now, so write the rest
             # like any later tags.
             self.log_batch(run_id, tags=dict(tag_items[len(first_tags) :]))
         return run
+
+    def _committed_earlier(self, run_id: str, token: str) -> bool:
+        """Whether the run item holds this call's token: botocore re-sent a CreateRun whose
+        first attempt committed but whose answer was lost (a read timeout)."""
+        model = self._models.TrackingItem
+        with _calling("create run"):
+            try:
+                item = model.get(_run_pk(run_id), _RUN_SK, consistent_read=True)
+            except DoesNotExist:
+                return False
+        return bool(item.change_id == token)
+
+    def _same_artifact(self, run_id: str, artifact: Artifact) -> bool:
+        model = self._models.TrackingItem
+        with _calling("log artifact"):
+            try:
+                item = model.get(_run_pk(run_id), _ARTIFACT + artifact.name, consistent_read=True)
+            except DoesNotExist:
+                return False
+        stored = (item.uri, item.sha256, item.size, item.created_at)
+        return stored == (artifact.uri, artifact.sha256, artifact.size, artifact.created_at)
 
     def set_run_status(self, run_id: str, status: RunStatus, end_time: int | None) -> None:
         """Set a run's status and end time with a conditional update.
@@ -1098,6 +1132,10 @@ class DynamoDBMetadataStore(TrackingStore):
         if codes:
             if codes[0] is not None:
                 raise NotFound(f"run {run_id!r} not found")
+            if self._same_artifact(run_id, artifact):
+                # This record, written by an earlier attempt whose answer was lost (a read
+                # timeout); refusing it would make the caller delete the uploaded object.
+                return
             raise AlreadyExists(f"run {run_id!r} already has an artifact named {artifact.name!r}")
 
     # -- model registry ------------------------------------------------------------------------
@@ -1197,8 +1235,11 @@ class DynamoDBMetadataStore(TrackingStore):
             )
         writes.put("version", _version_item(model, version), model.pk.does_not_exist())
         writes.put("history", self._history_item(change), model.pk.does_not_exist())
-        if self._transact("register model version", writes.fill):
-            # Whichever condition failed, a concurrent registration moved the model on.
+        failed = writes.failed(self._transact("register model version", writes.fill))
+        if failed and "history" not in failed:
+            # Whichever condition failed, a concurrent registration moved the model on. (A
+            # failed history condition means this transaction committed on an earlier attempt
+            # whose answer was lost: its item is keyed by this change's id.)
             raise Conflict(
                 f"model {version.name!r} version {version.version} was taken concurrently"
             )
@@ -1391,7 +1432,9 @@ class DynamoDBMetadataStore(TrackingStore):
             )
         writes.put("history", self._history_item(change), model.pk.does_not_exist())
         failed = writes.failed(self._transact("apply model change", writes.fill))
-        if not failed:
+        if not failed or "history" in failed:
+            # The history item is keyed by this change's id: if it exists, this very
+            # transaction committed on an earlier attempt whose answer was lost.
             return
         # Report what the SQLite store would have found first: the model, then the aliases,
         # then the versions.
