@@ -24,8 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from models.churn.train import TrainConfig, run_training
-from tracking import ExperimentLogger, ModelRegistry
+from tests.trained import TrainedStore, trained_store
 
 from .runtime_api import RuntimeApiEmulator
 
@@ -33,30 +32,17 @@ ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 API_KEY = "local-dev-key"  # the placeholder key in the canned events
 SEED = {"player_id": "p_123", "sessions_7d": 4, "playtime_7d": 95.5, "iap_count": 1}
-SMALL = TrainConfig(rows=2000, n_estimators=20, early_stopping_rounds=5, seed=7)
 START_TIMEOUT = 60.0  # seconds for the process to load the model and answer
 COMMAND = [sys.executable, "-m", "functions.api.serve"]
 
 
-@dataclass(frozen=True)
-class Store:
-    tracking_uri: str
-    artifact_uri: str
-
-
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+def store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
     """An embedded store with a small churn model promoted to production (version 1)."""
-    folder = tmp_path_factory.mktemp("serve-store")
-    store = Store(f"sqlite:///{folder / 'tracking.db'}", f"file://{folder / 'artifacts'}")
-    logger = ExperimentLogger(store.tracking_uri, store.artifact_uri)
-    registry = ModelRegistry(store=logger.metadata, artifact_store=logger.artifacts, actor="test")  # type: ignore[arg-type]
-    run_training(SMALL, promote="production", logger=logger, registry=registry,
-                 show_progress=False, data_dir=folder / "data")  # fmt: skip
-    return store
+    return trained_store(tmp_path_factory.mktemp("serve-store"))
 
 
-def _environment(store: Store, cache: Path, **extra: str) -> dict[str, str]:
+def _environment(store: TrainedStore, cache: Path, **extra: str) -> dict[str, str]:
     """The process's environment: ours, less anything Lambda- or store-related, plus ``extra``."""
     keys = [{"name": "ci", "scopes": ["predict", "read"],
              "sha256": hashlib.sha256(API_KEY.encode()).hexdigest()}]  # fmt: skip
@@ -109,7 +95,9 @@ class LambdaRun:
 
 
 @pytest.fixture(scope="module")
-def lambda_run(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaRun]:
+def lambda_run(
+    store: TrainedStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LambdaRun]:
     """``python -m functions.api.serve`` with AWS_LAMBDA_RUNTIME_API set, first event queued."""
     cache = tmp_path_factory.mktemp("lambda-cache")
     with RuntimeApiEmulator() as emulator:
@@ -206,7 +194,7 @@ def test_lambda_unauthenticated_event_is_a_401_not_an_invocation_error(
     assert outcome.json()["statusCode"] == 401
 
 
-def test_lambda_init_failure_is_reported_to_init_error(tmp_path: Path, store: Store) -> None:
+def test_lambda_init_failure_is_reported_to_init_error(tmp_path: Path, store: TrainedStore) -> None:
     """A broken configuration fails the init phase, and the client says so to the Runtime API."""
     with RuntimeApiEmulator() as emulator:
         env = _environment(
@@ -241,7 +229,7 @@ def _free_port() -> int:
 
 
 def test_server_mode_answers_over_http(
-    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store: TrainedStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = _free_port()
     env = _environment(store, tmp_path / "cache", HOST="127.0.0.1", PORT=str(port))

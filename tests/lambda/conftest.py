@@ -10,36 +10,21 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from models.churn.train import TrainConfig, run_training
-from tracking import ExperimentLogger, ModelRegistry
+from tests.trained import TrainedStore
+from tests.trained import trained_store as train_store
 
 from .support import API_KEY, FUNCTION_NAME, LambdaContext
-
-SMALL = TrainConfig(rows=2000, n_estimators=20, early_stopping_rounds=5, seed=7)
-
-
-@dataclass(frozen=True)
-class TrainedStore:
-    tracking_uri: str
-    artifact_uri: str
 
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
     """An embedded store with a small churn model promoted to production (version 1)."""
-    folder = tmp_path_factory.mktemp("lambda-store")
-    store = TrainedStore(f"sqlite:///{folder / 'tracking.db'}", f"file://{folder / 'artifacts'}")
-    logger = ExperimentLogger(store.tracking_uri, store.artifact_uri)
-    registry = ModelRegistry(store=logger.metadata, artifact_store=logger.artifacts, actor="test")  # type: ignore[arg-type]
-    run_training(SMALL, promote="production", logger=logger, registry=registry,
-                 show_progress=False, data_dir=folder / "data")  # fmt: skip
-    return store
+    return train_store(tmp_path_factory.mktemp("lambda-store"))
 
 
 def _clear_caches() -> None:

@@ -667,6 +667,45 @@ class DynamoDBMetadataStore(TrackingStore):
                 raise NotFound(f"experiment {name!r} not found") from None
         return _experiment_from(item)
 
+    def _named_page(
+        self,
+        action: str,
+        gsi_pk: str,
+        pk_of: Callable[[str], str],
+        sk: str,
+        token_field: str,
+        limit: int,
+        page_token: str | None,
+    ) -> list[Any]:
+        """Up to ``limit + 1`` items listed under ``gsi_pk`` in ``gsi1``, ordered by name.
+
+        One more than asked tells whether another page exists without an empty last page. The
+        token holds the last name only; the start key is rebuilt from it.
+
+        Raises:
+            InvalidInput: ``page_token`` was not made by this listing.
+        """
+        start_key: dict[str, dict[str, Any]] | None = None
+        if page_token is not None:
+            name = decode_token(page_token, (token_field,))[token_field]
+            if not isinstance(name, str) or not name:
+                raise InvalidInput("invalid page token")
+            start_key = {
+                "gsi1pk": {"S": gsi_pk},
+                "gsi1sk": {"S": name},
+                "pk": {"S": pk_of(name)},
+                "sk": {"S": sk},
+            }
+        with _calling(action):
+            return list(
+                self._models.TrackingItem.query(
+                    gsi_pk,
+                    index_name=schema.GSI1_NAME,
+                    limit=limit + 1,
+                    last_evaluated_key=start_key,
+                )
+            )
+
     def list_experiments(
         self, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
     ) -> Page[Experiment]:
@@ -676,28 +715,10 @@ class DynamoDBMetadataStore(TrackingStore):
             InvalidInput: bad ``max_results`` or ``page_token``.
         """
         limit = check_page_size(max_results, MAX_PAGE_SIZE)
-        start_key: dict[str, dict[str, Any]] | None = None
-        if page_token is not None:
-            name = decode_token(page_token, ("experiment",))["experiment"]
-            if not isinstance(name, str) or not name:
-                raise InvalidInput("invalid page token")
-            start_key = {
-                "gsi1pk": {"S": _EXPERIMENTS_GSI_PK},
-                "gsi1sk": {"S": name},
-                "pk": {"S": _experiment_pk(name)},
-                "sk": {"S": _EXPERIMENT_SK},
-            }
-        model = self._models.TrackingItem
-        with _calling("list experiments"):
-            # One more than asked: tells whether another page exists without an empty last page.
-            items = list(
-                model.query(
-                    _EXPERIMENTS_GSI_PK,
-                    index_name=schema.GSI1_NAME,
-                    limit=limit + 1,
-                    last_evaluated_key=start_key,
-                )
-            )
+        items = self._named_page(
+            "list experiments", _EXPERIMENTS_GSI_PK, _experiment_pk, _EXPERIMENT_SK,
+            "experiment", limit, page_token,
+        )  # fmt: skip
         experiments = [_experiment_from(item) for item in items[:limit]]
         token = None
         if len(items) > limit:
@@ -1268,27 +1289,9 @@ class DynamoDBMetadataStore(TrackingStore):
             InvalidInput: bad ``max_results`` or ``page_token``.
         """
         limit = check_page_size(max_results, MAX_PAGE_SIZE)
-        start_key: dict[str, dict[str, Any]] | None = None
-        if page_token is not None:
-            name = decode_token(page_token, ("model",))["model"]
-            if not isinstance(name, str) or not name:
-                raise InvalidInput("invalid page token")
-            start_key = {
-                "gsi1pk": {"S": _MODELS_GSI_PK},
-                "gsi1sk": {"S": name},
-                "pk": {"S": _model_pk(name)},
-                "sk": {"S": _MODEL_SK},
-            }
-        model = self._models.TrackingItem
-        with _calling("list models"):
-            heads = list(
-                model.query(
-                    _MODELS_GSI_PK,
-                    index_name=schema.GSI1_NAME,
-                    limit=limit + 1,
-                    last_evaluated_key=start_key,
-                )
-            )
+        heads = self._named_page(
+            "list models", _MODELS_GSI_PK, _model_pk, _MODEL_SK, "model", limit, page_token
+        )
         page = heads[:limit]
         names = [head.name for head in page]
         if len(names) > 1:
