@@ -9,6 +9,7 @@ or a query string: feature payloads stay out of the logs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -50,6 +51,25 @@ def configure_request_log() -> None:
     """Choose the request log writer for this process: Powertools on Lambda, a direct one else."""
     global _LAMBDA
     _LAMBDA = on_lambda()
+
+
+def lambda_configured() -> bool:
+    """``on_lambda()`` as of the app's construction, without an environment read per request."""
+    return _LAMBDA
+
+
+def prediction_counter(model: str, version: str, risk_level: str) -> Any:
+    """The predictions counter's child for one label set, cached like the request metrics."""
+    key = (model, version, risk_level)
+    found = _PREDICTION_CHILDREN.get(key)
+    if found is None:
+        found = METRICS.predictions.labels(model=model, version=version, risk_level=risk_level)
+        if len(_PREDICTION_CHILDREN) < _CHILDREN_MAX:
+            _PREDICTION_CHILDREN[key] = found
+    return found
+
+
+_PREDICTION_CHILDREN: dict[tuple[str, str, str], Any] = {}
 
 
 def _write_request_line(fields: dict[str, Any]) -> None:
@@ -123,7 +143,13 @@ def _request_id(scope: Scope) -> str:
             if _REQUEST_ID.match(text):
                 return text
             break
-    return uuid.uuid4().hex
+    # A random per-process prefix and a counter: unique like a uuid4, without reading
+    # os.urandom on every request (uuid4 was the middleware's largest single cost).
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+
+
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
 
 
 async def _send_json(send: Send, status: int, body: bytes, request_id: str) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from functions.api.auth import requires
 from functions.api.deps import PrincipalDep, RegistryDep
+from functions.api.idempotency import IdempotencyKey, run_once
 from functions.api.schemas import (
     MaxResults,
     NamePath,
@@ -57,23 +58,45 @@ def model_history(name: NamePath, registry: RegistryDep) -> list[AliasChange]:
     openapi_extra=requires("admin"),
 )
 def promote(
+    request: Request,
     name: NamePath,
     version: VersionPath,
     body: PromoteRequest,
     registry: RegistryDep,
     principal: PrincipalDep,
-) -> ModelVersion:
+    idempotency_key: IdempotencyKey = None,
+) -> ModelVersion | Response:
     """Point an alias (production, staging, ...) at a version; recorded with the key's name."""
-    return registry.promote(name, version, to=body.to, reason=body.reason, actor=principal.name)
+    return run_once(
+        request,
+        principal,
+        registry.store,
+        idempotency_key,
+        body.model_dump(mode="json"),
+        lambda: registry.promote(
+            name, version, to=body.to, reason=body.reason, actor=principal.name
+        ),
+    )
 
 
 @router.post("/{name}/rollback", response_model=ModelVersion, openapi_extra=requires("admin"))
 def rollback(
+    request: Request,
     name: NamePath,
     registry: RegistryDep,
     principal: PrincipalDep,
     body: RollbackRequest | None = None,
-) -> ModelVersion:
+    idempotency_key: IdempotencyKey = None,
+) -> ModelVersion | Response:
     """Move an alias (default production) back to the version it pointed at before."""
-    body = body or RollbackRequest()
-    return registry.rollback(name, alias=body.alias, reason=body.reason, actor=principal.name)
+    change = body or RollbackRequest()
+    return run_once(
+        request,
+        principal,
+        registry.store,
+        idempotency_key,
+        change.model_dump(mode="json"),
+        lambda: registry.rollback(
+            name, alias=change.alias, reason=change.reason, actor=principal.name
+        ),
+    )

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from functions.api.auth import requires
 from functions.api.errors import ApiError
 from functions.api.model_cache import ModelCache
-from functions.api.observability import METRICS, metrics, on_lambda
+from functions.api.observability import lambda_configured, metrics, prediction_counter
 from functions.api.schemas import ChurnBatchRequest, ChurnBatchResponse
 from functions.api.settings import ApiSettings
 from models.base import Predictor
@@ -110,10 +110,8 @@ def _count(records: list[dict[str, Any]]) -> None:
     # One labels() lookup per (version, risk level), not per row.
     counts = Counter((r["model_version"], r["risk_level"]) for r in records)
     for (version, risk_level), count in counts.items():
-        METRICS.predictions.labels(model=MODEL_NAME, version=version, risk_level=risk_level).inc(
-            count
-        )
-    if on_lambda():
+        prediction_counter(MODEL_NAME, version, risk_level).inc(count)
+    if lambda_configured():
         metrics.add_metric(name="Predictions", unit="Count", value=len(records))
 
 
