@@ -6,14 +6,14 @@ body). The flow, on the store's ``IdempotencyStore`` port (SQLite table or Dynam
 
 - the key is new (or its record expired): claim it, run the operation, store its answer
   (2xx and 4xx: a 409 is an answer too) and return it; on a 5xx the claim is released so that a
-  retry runs again;
+  retry runs again (a claim also lapses by itself after ``IN_PROGRESS_SECONDS``);
 - the key holds a completed answer for the same request: replay it, byte for byte, with
   ``Idempotent-Replay: true``;
 - the key was used for a different request: 422;
 - the same request is still running: wait for it (up to ``WAIT_SECONDS``), then replay; still
   running: 409.
 
-Records expire after ``TTL_SECONDS``. Without the header a route behaves as it always did.
+Answers are kept for ``TTL_SECONDS``. Without the header a route behaves as it always did.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Request, Response
 from fastapi.responses import JSONResponse
@@ -36,10 +36,15 @@ from tracking.stores.idempotency_base import IdempotencyStore
 from tracking.validation import NAME_PATTERN
 
 log = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=BaseModel)
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replay"
 TTL_SECONDS = 24 * 60 * 60
+#: How long a claim holds its key before the answer is stored: longer than any request may run
+#: (the Lambda timeout is 25 s), short enough that a request killed mid-way (a timeout, a crash,
+#: no chance to release) blocks its key for a minute, not a day.
+IN_PROGRESS_SECONDS = 60
 WAIT_SECONDS = 5.0
 POLL_SECONDS = 0.05
 
@@ -68,8 +73,8 @@ def run_once(
     store: IdempotencyStore,
     header: str | None,
     body: Any,
-    operation: Callable[[], BaseModel],
-) -> BaseModel | Response:
+    operation: Callable[[], _M],
+) -> _M | Response:
     """Run ``operation`` at most once per ``Idempotency-Key`` (or as is, without the header)."""
     if header is None:
         return operation()
@@ -78,7 +83,7 @@ def run_once(
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         now = int(time.time())
-        record = store.claim(key, request_fingerprint, now, now + TTL_SECONDS)
+        record = store.claim(key, request_fingerprint, now, now + IN_PROGRESS_SECONDS)
         if record is None:
             return _run(request, store, key, request_fingerprint, operation)
         if record.fingerprint != request_fingerprint:
@@ -120,7 +125,18 @@ def _run(
         raise
     else:
         response = JSONResponse(result.model_dump(mode="json"))
-    store.complete(key, request_fingerprint, response.status_code, bytes(response.body).decode())
+    try:
+        store.complete(
+            key,
+            request_fingerprint,
+            response.status_code,
+            bytes(response.body).decode(),
+            expires_at=int(time.time()) + TTL_SECONDS,
+        )
+    except TrackingError as error:
+        # The change is made: answer it. The claim lapses after IN_PROGRESS_SECONDS, after
+        # which a retry with this key runs again.
+        log.warning("could not store an idempotent answer: %s", error.code)
     return response
 
 

@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import (
+    DeleteError,
     DoesNotExist,
     PutError,
     PynamoDBException,
@@ -73,6 +74,7 @@ from tracking.errors import (
 from tracking.stores import dynamodb_schema as schema
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tracking.stores.idempotency_base import IdempotencyRecord
 from tracking.stores.registry_base import AliasWrite
 from tracking.stores.store import TrackingStore
 
@@ -105,6 +107,7 @@ _MODEL_SK = "MODEL"
 _VERSION = "V#"
 _ALIAS = "ALIAS#"
 _HISTORY = "HIST#"
+_IDEMPOTENCY = "IDEMPOTENCY"
 #: Runs are listed newest first by querying gsi1 forward on ``INVERSION - start_time``, so equal
 #: start times fall back to ascending run id, as in the SQLite store's ORDER BY.
 _START_TIME_INVERSION = 10**16 - 1
@@ -149,6 +152,10 @@ def _version_sk(version: int) -> str:
 
 def _history_sk(timestamp: int, clock_ns: int, change_id: str) -> str:
     return f"{_HISTORY}{timestamp:013d}#{clock_ns:019d}#{change_id}"
+
+
+def _idempotency_pk(key: str) -> str:
+    return f"{_IDEMPOTENCY}#{key}"
 
 
 def _metric_pk(run_id: str, key: str) -> str:
@@ -331,6 +338,12 @@ class _Models:
             to_version = NumberAttribute(null=True)
             reason = UnicodeAttribute(null=True)
             change_id = UnicodeAttribute(null=True)
+            # idempotency record (also status: in_progress / completed); expires_at is the
+            # table's TTL attribute, in seconds since the epoch
+            fingerprint = UnicodeAttribute(null=True)
+            response_status = NumberAttribute(null=True)
+            response_body = UnicodeAttribute(null=True)
+            expires_at = NumberAttribute(null=True)
 
         class MetricPoint(Model):
             """One point of a metric's history."""
@@ -1543,6 +1556,71 @@ class DynamoDBMetadataStore(TrackingStore):
             raise _unavailable("update model version", error) from error
         return _version_from(item)
 
+    # -- idempotency records -----------------------------------------------------------------
+
+    def claim(
+        self, key: str, fingerprint: str, now: int, expires_at: int
+    ) -> IdempotencyRecord | None:
+        """A conditional put (new or expired key); else a consistent read of the holder."""
+        model = self._models.TrackingItem
+        item = model(
+            _idempotency_pk(key),
+            _IDEMPOTENCY,
+            fingerprint=fingerprint,
+            status="in_progress",
+            expires_at=expires_at,
+        )
+        for _ in range(3):
+            try:
+                item.save(condition=model.pk.does_not_exist() | (model.expires_at < now))
+            except PutError as error:
+                if not _is_conditional_failure(error):
+                    raise _unavailable("claim idempotency key", error) from error
+            except (PynamoDBException, BotoCoreError, ClientError) as error:
+                raise _unavailable("claim idempotency key", error) from error
+            else:
+                return None
+            with _calling("get idempotency key"):
+                try:
+                    held = model.get(_idempotency_pk(key), _IDEMPOTENCY, consistent_read=True)
+                except DoesNotExist:
+                    continue  # released in between: claim again
+            return _idempotency_from(key, held)
+        raise Conflict("an Idempotency-Key is being claimed and released concurrently; retry")
+
+    def complete(
+        self, key: str, fingerprint: str, status: int, body: str, expires_at: int | None = None
+    ) -> None:
+        model = self._models.TrackingItem
+        item = model(_idempotency_pk(key), _IDEMPOTENCY)
+        actions: list[Action] = [
+            model.status.set("completed"),
+            model.response_status.set(status),
+            model.response_body.set(body),
+        ]
+        if expires_at is not None:
+            actions.append(model.expires_at.set(expires_at))
+        try:
+            item.update(actions=actions, condition=model.fingerprint == fingerprint)
+        except UpdateError as error:
+            if _is_conditional_failure(error):
+                return  # expired and taken over (or released): nothing to record
+            raise _unavailable("complete idempotency key", error) from error
+        except (PynamoDBException, BotoCoreError, ClientError) as error:
+            raise _unavailable("complete idempotency key", error) from error
+
+    def release(self, key: str) -> None:
+        model = self._models.TrackingItem
+        item = model(_idempotency_pk(key), _IDEMPOTENCY)
+        try:
+            item.delete(condition=model.status == "in_progress")
+        except DeleteError as error:
+            if _is_conditional_failure(error):
+                return
+            raise _unavailable("release idempotency key", error) from error
+        except (PynamoDBException, BotoCoreError, ClientError) as error:
+            raise _unavailable("release idempotency key", error) from error
+
 
 # -- registry items ---------------------------------------------------------------------------
 
@@ -1676,4 +1754,15 @@ def _change_from(item: Any) -> AliasChange:
         timestamp=int(item.timestamp),
         reason=item.reason,
         change_id=item.change_id,
+    )
+
+
+def _idempotency_from(key: str, item: Any) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        key=key,
+        fingerprint=item.fingerprint,
+        status=item.status,
+        response_status=None if item.response_status is None else int(item.response_status),
+        response_body=item.response_body,
+        expires_at=int(item.expires_at),
     )

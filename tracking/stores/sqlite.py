@@ -21,6 +21,7 @@ from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Run, 
 from tracking.errors import AlreadyExists, Conflict, NotFound, StoreUnavailable
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tracking.stores.idempotency_base import IdempotencyRecord
 from tracking.stores.sqlite_registry import REGISTRY_SCHEMA, SQLiteRegistryMixin
 from tracking.stores.store import TrackingStore
 
@@ -92,6 +93,14 @@ CREATE TABLE IF NOT EXISTS artifacts (
     size INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    response_status INTEGER,
+    response_body TEXT,
+    expires_at INTEGER NOT NULL
 );
 """
 
@@ -499,6 +508,37 @@ class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
                     f"run {run_id!r} already has an artifact named {artifact.name!r}"
                 ) from exc
 
+    # -- idempotency records -----------------------------------------------------------------
+
+    def claim(
+        self, key: str, fingerprint: str, now: int, expires_at: int
+    ) -> IdempotencyRecord | None:
+        with self.db.write() as conn:
+            row = conn.execute("SELECT * FROM idempotency WHERE key = ?", (key,)).fetchone()
+            if row is not None and row["expires_at"] >= now:
+                return _idempotency_record(row)
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (key, fingerprint, status, response_status, "
+                "response_body, expires_at) VALUES (?, ?, 'in_progress', NULL, NULL, ?)",
+                (key, fingerprint, expires_at),
+            )
+        return None
+
+    def complete(
+        self, key: str, fingerprint: str, status: int, body: str, expires_at: int | None = None
+    ) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE idempotency SET status = 'completed', response_status = ?, "
+                "response_body = ?, expires_at = COALESCE(?, expires_at) "
+                "WHERE key = ? AND fingerprint = ?",
+                (status, body, expires_at, key, fingerprint),
+            )
+
+    def release(self, key: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM idempotency WHERE key = ? AND status = 'in_progress'", (key,))
+
     @staticmethod
     def _require_run(conn: sqlite3.Connection, run_id: str) -> None:
         if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
@@ -511,4 +551,15 @@ def _experiment(row: sqlite3.Row) -> Experiment:
         name=row["name"],
         created_at=row["created_at"],
         tags=json.loads(row["tags"]),
+    )
+
+
+def _idempotency_record(row: sqlite3.Row) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        key=row["key"],
+        fingerprint=row["fingerprint"],
+        status=row["status"],
+        response_status=row["response_status"],
+        response_body=row["response_body"],
+        expires_at=row["expires_at"],
     )
