@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.contract.conftest import Backend
+from tests.contract.conftest import RACE_BACKENDS, Backend
 from tracking.stores.idempotency_base import IdempotencyRecord
 from tracking.stores.store import TrackingStore
 
@@ -76,6 +76,7 @@ def test_an_expired_record_is_replaced(backend: Backend) -> None:
     )
 
 
+@RACE_BACKENDS
 def test_one_concurrent_claim_wins(backend: Backend) -> None:
     store = _store(backend)
     with ThreadPoolExecutor(8) as pool:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.contract.conftest import Backend
+from tests.contract.conftest import RACE_BACKENDS, Backend
 from tracking.entities import Artifact, Dataset, Metric, RunStatus
 from tracking.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 
@@ -39,6 +39,7 @@ def test_duplicate_experiment_is_already_exists(backend: Backend) -> None:
     assert len(backend.metadata.list_experiments().items) == 1
 
 
+@RACE_BACKENDS
 def test_concurrent_get_or_create_gives_one_experiment(backend: Backend) -> None:
     results: list[str] = []
 

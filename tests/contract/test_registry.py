@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from tests.contract.conftest import Backend
+from tests.contract.conftest import RACE_BACKENDS, Backend
 from tests.contract.helpers import snapshot
 from tests.models_fixtures import FEATURES, save_model_files
 from tracking import (
@@ -272,6 +272,7 @@ def _tamper(backend: Backend, uri: str, tmp_path: Path) -> None:
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=b"{tampered}")
 
 
+@RACE_BACKENDS
 def test_concurrent_registrations_get_distinct_numbers(
     registry: ModelRegistry, run_id: str
 ) -> None:
