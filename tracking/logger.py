@@ -59,6 +59,18 @@ def _artifact_file(name: str, path: str | os.PathLike[str]) -> Path:
     return source
 
 
+def _flush_remaining(
+    metadata: MetadataStore, run_id: str, buffer: dict[tuple[str, int], Metric]
+) -> None:
+    points = list(buffer.values())
+    try:
+        for start in range(0, len(points), MAX_METRICS_PER_BATCH):
+            metadata.log_batch(run_id, metrics=points[start : start + MAX_METRICS_PER_BATCH])
+        buffer.clear()
+    except TrackingError:
+        log.exception("could not flush %d buffered metric points of run %s", len(points), run_id)
+
+
 class Run:
     """An active run. Use it as a context manager, or call ``end()``.
 
@@ -84,16 +96,12 @@ class Run:
         self._ended = False
         # Flush what is buffered if the interpreter exits without ending the run
         # (weakref.finalize runs its callback at exit).
-        self._finalizer = weakref.finalize(self, Run._flush_at_exit, weakref.ref(self))
-
-    @staticmethod
-    def _flush_at_exit(ref: weakref.ReferenceType[Run]) -> None:
-        run = ref()
-        if run is not None and not run._ended:
-            try:
-                run.flush()
-            except TrackingError:
-                log.exception("could not flush metrics of run %s at exit", run.run_id)
+        # Flush what is buffered if the run is dropped, or the interpreter exits, without
+        # ``end()``. The callback must not hold the run (it would never be collected), so it
+        # gets the buffer and the store; by then no other thread can be using the buffer.
+        self._finalizer = weakref.finalize(
+            self, _flush_remaining, metadata, record.run_id, self._buffer
+        )
 
     # -- identity ----------------------------------------------------------------------------
 

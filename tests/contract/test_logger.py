@@ -275,3 +275,14 @@ def test_bad_active_run_input_writes_nothing(
     run.flush()
     assert snapshot(backend) == before
     run.end()
+
+
+def test_a_dropped_run_flushes_its_buffer(logger: ExperimentLogger) -> None:
+    import gc
+
+    run = logger.start_run("churn")
+    run.log_metric("loss", 0.25, step=3)
+    run_id = run.run_id
+    del run
+    gc.collect()
+    assert [(m.step, m.value) for m in logger.get_metric_history(run_id, "loss")] == [(3, 0.25)]
