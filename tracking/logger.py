@@ -67,7 +67,7 @@ def _flush_remaining(
         for start in range(0, len(points), MAX_METRICS_PER_BATCH):
             metadata.log_batch(run_id, metrics=points[start : start + MAX_METRICS_PER_BATCH])
         buffer.clear()
-    except TrackingError:
+    except Exception:  # at collection or exit nobody can handle it: log, never raise
         log.exception("could not flush %d buffered metric points of run %s", len(points), run_id)
 
 
