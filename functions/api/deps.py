@@ -12,13 +12,7 @@ from fastapi import Depends, Request
 
 from functions.api.auth import Principal, current_principal
 from functions.api.model_cache import ModelCache
-from functions.api.settings import ApiSettings
 from tracking import ExperimentLogger, ModelRegistry
-
-
-async def _settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
-    return settings
 
 
 async def _registry(request: Request) -> ModelRegistry:
@@ -36,7 +30,6 @@ async def _cache(request: Request) -> ModelCache:
     return cache
 
 
-SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
 LoggerDep = Annotated[ExperimentLogger, Depends(_logger)]
 CacheDep = Annotated[ModelCache, Depends(_cache)]

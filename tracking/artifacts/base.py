@@ -9,7 +9,6 @@ from __future__ import annotations
 import abc
 import hashlib
 from pathlib import Path
-from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,15 +47,6 @@ def sha256_file(path: Path) -> tuple[str, int]:
         while chunk := handle.read(CHUNK_SIZE):
             digest.update(chunk)
             size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := stream.read(CHUNK_SIZE):
-        digest.update(chunk)
-        size += len(chunk)
     return digest.hexdigest(), size
 
 
