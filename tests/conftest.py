@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -26,3 +27,33 @@ def _isolated_cwd(
 ) -> None:
     """Run each test in its own folder, so the embedded default never touches the checkout."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+def _check_every_response() -> None:
+    """Run ``tests.hygiene.check_body`` on every response a test client receives (item 12)."""
+    import httpx
+    from starlette import testclient
+
+    from tests.hygiene import check_body, names_from_app, names_from_env
+
+    transport = testclient._TestClientTransport
+    handle_request = transport.handle_request
+
+    def checked_handle_request(self: Any, request: Any) -> Any:
+        response = handle_request(self, request)
+        check_body(response.read(), names_from_app(self.app))
+        return response
+
+    send = httpx.Client.send
+
+    def checked_send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        response = send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            check_body(response.content, names_from_env())
+        return response
+
+    transport.handle_request = checked_handle_request  # type: ignore[method-assign]
+    httpx.Client.send = checked_send  # type: ignore[method-assign]
+
+
+_check_every_response()

@@ -3,7 +3,9 @@
     {"error": {"code": "not_found", "message": "...", "request_id": "..."}}
 
 No handler ever echoes the request body or a traceback: validation errors name the field and the
-rule, not the value (a NaN in the input could not even be serialised back).
+rule, not the value (a NaN in the input could not even be serialised back). Messages pass through
+the app's ``Redactor`` (no table, bucket, folder, URI or ARN), and a dependency failure (5xx) is
+answered with a fixed message per kind while its detail goes to the log.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from functions.api.redaction import Redactor
 from tracking.errors import (
     AlreadyExists,
     Conflict,
@@ -39,6 +42,14 @@ STATUS: tuple[tuple[type[TrackingError], int], ...] = (
     (StoreUnavailable, 503),
     (TrackingError, 500),
 )
+
+#: What a client learns of a failure on our side; the SDK's message is for the log only.
+_PUBLIC_5XX: tuple[tuple[type[TrackingError], str], ...] = (
+    (IntegrityError, "a stored artifact failed its integrity check"),
+    (StoreUnavailable, "a storage dependency is unavailable; try again later"),
+    (TrackingError, "internal server error"),
+)
+_DEFAULT_REDACTOR = Redactor()
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -79,12 +90,20 @@ def error_response(
     message: str,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "request_id": request_id(request)}}
+    redact: Redactor = getattr(request.app.state, "redact", _DEFAULT_REDACTOR)
+    body = {"error": {"code": code, "message": redact(message), "request_id": request_id(request)}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def status_for(error: TrackingError) -> int:
     return next(status for kind, status in STATUS if isinstance(error, kind))
+
+
+def public_message(error: TrackingError) -> str:
+    """The message a client gets: the SDK's for its own mistakes, a fixed one for ours."""
+    if status_for(error) < 500:
+        return error.message
+    return next(message for kind, message in _PUBLIC_5XX if isinstance(error, kind))
 
 
 def _describe_validation(errors: list[dict[str, Any]]) -> str:
@@ -104,8 +123,8 @@ async def _on_tracking_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     headers = {"Retry-After": "5"} if status == 503 else None
     if status >= 500:
-        log.warning("dependency failure: %s", exc.code)
-    return error_response(request, status, exc.code, exc.message, headers)
+        log.warning("dependency failure: %s: %s", exc.code, exc.message)
+    return error_response(request, status, exc.code, public_message(exc), headers)
 
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:

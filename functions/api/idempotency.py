@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from functions.api.auth import Principal
-from functions.api.errors import ApiError, error_response, status_for
+from functions.api.errors import ApiError, error_response, public_message, status_for
 from tracking.errors import TrackingError
 from tracking.stores.idempotency_base import IdempotencyStore
 from tracking.validation import NAME_PATTERN
@@ -114,7 +114,7 @@ def _run(
         if status >= 500:
             _release(store, key)
             raise
-        response: Response = error_response(request, status, error.code, error.message)
+        response: Response = error_response(request, status, error.code, public_message(error))
     except ApiError as error:
         if error.status >= 500:
             _release(store, key)

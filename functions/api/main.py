@@ -30,6 +30,7 @@ from functions.api.observability import (
     metrics,
     on_lambda,
 )
+from functions.api.redaction import Redactor, storage_names
 from functions.api.routes import experiments, health, models, predict
 from functions.api.schemas import error_responses
 from functions.api.settings import ApiSettings, get_settings
@@ -71,6 +72,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.logger = tracking_logger
     app.state.model_cache = cache
     app.state.started = time.monotonic()
+    app.state.redact = Redactor(storage_names(settings.tracking_uri, settings.artifact_uri))
     errors.install(app)
     common = (401, 403, 413, 422, 500)
     for router, codes in (

@@ -154,7 +154,29 @@ def test_store_failure_is_503_with_retry_after(
     response = TestClient(app).get("/models", headers=READER)
     assert response.status_code == 503
     assert response.headers["retry-after"]
-    assert response.json()["error"]["code"] == "store_unavailable"
+    assert response.json()["error"] == {
+        "code": "store_unavailable",
+        # The SDK's message (which may name a table or a bucket) goes to the log only.
+        "message": "a storage dependency is unavailable; try again later",
+        "request_id": response.headers["x-request-id"],
+    }
+
+
+def test_no_storage_location_is_shown(client: TestClient, trained: Store) -> None:
+    """Runs and versions name their artifacts and datasets by name and SHA-256, not by URI."""
+    version = client.get("/models/churn/versions", headers=READER).json()["items"][0]
+    assert "artifact_uri" not in version
+    assert version["artifact_name"] == "model"
+    assert len(version["sha256"]) == 64
+    run = client.get(f"/runs/{version['run_id']}", headers=READER).json()
+    assert run["artifacts"] and run["datasets"]
+    for entry in (*run["artifacts"].values(), *run["datasets"].values()):
+        assert "uri" not in entry
+    promoted = client.post("/models/churn/versions/1/promote", json={"to": "staging"},
+                           headers=ADMIN).json()  # fmt: skip
+    assert "artifact_uri" not in promoted
+    # The SDK, for operators, still has the locations.
+    assert trained.registry.get_version("churn", 1).artifact_uri.startswith("file://")
 
 
 def test_unexpected_error_is_a_bare_500(

@@ -8,8 +8,9 @@ sent with an admin key to an app on an embedded store that holds a trained, prom
 ``churn``, versions 1 and 2, the run's id and one of its metrics) so that they reach the
 business logic rather than a 404.
 
-Checks: every schemathesis check (no 5xx, status codes, content types, headers and bodies as the
-schema declares, invalid input rejected), with ``positive_data_acceptance`` replaced by
+Checks: error hygiene on every body (``tests/hygiene.py``), every schemathesis check (no 5xx,
+status codes, content types, headers and bodies as the schema declares, invalid input rejected),
+with ``positive_data_acceptance`` replaced by
 ``accepts_valid_data`` below; hypothesis is derandomized, so CI sees the same cases
 on every run. The counts are printed per operation (run with ``-s`` to see them).
 """
@@ -34,6 +35,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from functions.api.apidoc import openapi_schema
 from functions.api.main import create_app
 from tests.api.conftest import ADMIN, make_settings, new_store
+from tests.hygiene import check_body, names_from_app
 
 #: Generated cases per operation (hypothesis' ``max_examples``), both modes together.
 EXAMPLES = 200
@@ -171,7 +173,9 @@ def test_schema_fuzz(case: Case, seeded: dict[str, Any], tally: Counter[str]) ->
         excluded_checks=[positive_data_acceptance],
         additional_checks=[accepts_valid_data],
     )
+    check_body(response.content, names_from_app(APP.target))
     tally["cases"] += 1
+    tally["hygienic_bodies"] += 1
     tally[f"{mode.value}"] += 1
     tally[f"status_{response.status_code}"] += 1
     if response.status_code >= 500:

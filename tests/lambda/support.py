@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.hygiene import check_body, names_from_env
+
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 API_KEY = "local-dev-key"  # the placeholder key in the canned events
 FUNCTION_NAME = "ml-api-ApiFunction-test"
@@ -55,6 +57,7 @@ def invoke(handler: Any, event: dict[str, Any], context: LambdaContext) -> Respo
     text = raw.get("body") or ""
     if raw.get("isBase64Encoded"):
         text = base64.b64decode(text).decode()
+    check_body(text, names_from_env())
     headers = {key.lower(): value for key, value in (raw.get("headers") or {}).items()}
     return Response(raw, raw["statusCode"], headers, json.loads(text) if text else None)
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from functions.api.auth import requires
 from functions.api.deps import LoggerDep
 from functions.api.schemas import MaxResults, NamePath, PageToken, RunIdPath
+from functions.api.views import RunView
 from tracking import Experiment, Metric, Page
-from tracking.entities import Run
 
 router = APIRouter(tags=["experiments"])
 
@@ -23,7 +23,9 @@ def list_experiments(
     return logger.list_experiments(max_results, page_token)
 
 
-@router.get("/experiments/{name}/runs", response_model=Page[Run], openapi_extra=requires("read"))
+@router.get(
+    "/experiments/{name}/runs", response_model=Page[RunView], openapi_extra=requires("read")
+)
 def search_runs(
     name: NamePath,
     logger: LoggerDep,
@@ -36,17 +38,18 @@ def search_runs(
     ] = None,
     max_results: MaxResults = 100,
     page_token: PageToken = None,
-) -> Page[Run]:
+) -> Page[RunView]:
     """Runs of an experiment, filtered and ordered as in the SDK's search_runs."""
-    return logger.search_runs(
+    page = logger.search_runs(
         name, filter=filter, order_by=order_by, max_results=max_results, page_token=page_token
     )
+    return Page(items=[RunView.of(run) for run in page.items], next_token=page.next_token)
 
 
-@router.get("/runs/{run_id}", response_model=Run, openapi_extra=requires("read"))
-def get_run(run_id: RunIdPath, logger: LoggerDep) -> Run:
-    """One run: params, latest metrics, tags, datasets and artifacts."""
-    return logger.get_run(run_id)
+@router.get("/runs/{run_id}", response_model=RunView, openapi_extra=requires("read"))
+def get_run(run_id: RunIdPath, logger: LoggerDep) -> RunView:
+    """One run: params, latest metrics, tags, datasets and artifacts (names and digests)."""
+    return RunView.of(logger.get_run(run_id))
 
 
 @router.get(

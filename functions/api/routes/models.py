@@ -15,8 +15,9 @@ from functions.api.schemas import (
     RollbackRequest,
     VersionPath,
 )
-from tracking import ModelVersion, Page, RegisteredModel
-from tracking.entities import AliasChange
+from functions.api.views import version_view
+from tracking import Page, RegisteredModel
+from tracking.entities import AliasChange, ModelVersionInfo
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -35,15 +36,18 @@ def get_model(name: NamePath, registry: RegistryDep) -> RegisteredModel:
     return registry.get_model(name)
 
 
-@router.get("/{name}/versions", response_model=Page[ModelVersion], openapi_extra=requires("read"))
+@router.get(
+    "/{name}/versions", response_model=Page[ModelVersionInfo], openapi_extra=requires("read")
+)
 def list_versions(
     name: NamePath,
     registry: RegistryDep,
     max_results: MaxResults = 100,
     page_token: PageToken = None,
-) -> Page[ModelVersion]:
+) -> Page[ModelVersionInfo]:
     """A model's versions, newest first."""
-    return registry.list_versions(name, max_results, page_token)
+    page = registry.list_versions(name, max_results, page_token)
+    return Page(items=[version_view(version) for version in page.items], next_token=page.next_token)
 
 
 @router.get("/{name}/history", response_model=list[AliasChange], openapi_extra=requires("read"))
@@ -54,7 +58,7 @@ def model_history(name: NamePath, registry: RegistryDep) -> list[AliasChange]:
 
 @router.post(
     "/{name}/versions/{version}/promote",
-    response_model=ModelVersion,
+    response_model=ModelVersionInfo,
     openapi_extra=requires("admin"),
 )
 def promote(
@@ -65,7 +69,7 @@ def promote(
     registry: RegistryDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
-) -> ModelVersion | Response:
+) -> ModelVersionInfo | Response:
     """Point an alias (production, staging, ...) at a version; recorded with the key's name."""
     return run_once(
         request,
@@ -73,13 +77,13 @@ def promote(
         registry.store,
         idempotency_key,
         body.model_dump(mode="json"),
-        lambda: registry.promote(
-            name, version, to=body.to, reason=body.reason, actor=principal.name
+        lambda: version_view(
+            registry.promote(name, version, to=body.to, reason=body.reason, actor=principal.name)
         ),
     )
 
 
-@router.post("/{name}/rollback", response_model=ModelVersion, openapi_extra=requires("admin"))
+@router.post("/{name}/rollback", response_model=ModelVersionInfo, openapi_extra=requires("admin"))
 def rollback(
     request: Request,
     name: NamePath,
@@ -87,7 +91,7 @@ def rollback(
     principal: PrincipalDep,
     body: RollbackRequest | None = None,
     idempotency_key: IdempotencyKey = None,
-) -> ModelVersion | Response:
+) -> ModelVersionInfo | Response:
     """Move an alias (default production) back to the version it pointed at before."""
     change = body or RollbackRequest()
     return run_once(
@@ -96,7 +100,7 @@ def rollback(
         registry.store,
         idempotency_key,
         change.model_dump(mode="json"),
-        lambda: registry.rollback(
-            name, alias=change.alias, reason=change.reason, actor=principal.name
+        lambda: version_view(
+            registry.rollback(name, alias=change.alias, reason=change.reason, actor=principal.name)
         ),
     )

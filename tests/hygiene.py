@@ -1,0 +1,71 @@
+"""Error hygiene, checked on every response any test receives.
+
+No response body may hold a traceback, an ARN, an ``s3://`` URI, or the name of a table, bucket,
+database file or artifact folder of the app that answered. ``tests/conftest.py`` installs
+``check_response`` on Starlette's TestClient transport, on httpx clients (live servers) and the
+Lambda handler tests; the schema fuzzing suite runs it as a schemathesis check. Each check is
+counted, so the suites can report how many bodies were inspected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+
+from functions.api.redaction import storage_names
+
+#: Shapes that never belong in a body: a Python traceback, an AWS ARN, an S3 URI.
+FORBIDDEN = (
+    re.compile(r"Traceback \(most recent call last\)"),
+    re.compile(r'File "[^"]+", line \d+'),
+    re.compile(r"\barn:aws[a-z-]*:"),
+    re.compile(r"s3://", re.IGNORECASE),
+)
+
+
+class Unhygienic(AssertionError):
+    """A response body gave away something it must not."""
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.bodies = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.bodies += 1
+
+
+CHECKED = _Counter()
+
+
+def names_from_env(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """The storage names an app configured from ``environ`` would use."""
+    tracking_uri = environ.get("TRACKING_URI", "")
+    artifact_uri = environ.get("ARTIFACT_URI", "")
+    return storage_names(tracking_uri, artifact_uri) if tracking_uri or artifact_uri else ()
+
+
+def names_from_app(app: object) -> tuple[str, ...]:
+    """The storage names of an app built by ``create_app`` (or of what it wraps)."""
+    for candidate in (app, getattr(app, "app", None), getattr(app, "target", None)):
+        settings = getattr(getattr(candidate, "state", None), "settings", None)
+        if settings is not None:
+            return storage_names(settings.tracking_uri, settings.artifact_uri)
+    return names_from_env()
+
+
+def check_body(body: bytes | str, names: Iterable[str] = ()) -> None:
+    """Raise ``Unhygienic`` when ``body`` holds a forbidden shape or one of ``names``."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    CHECKED.add()
+    for pattern in FORBIDDEN:
+        found = pattern.search(text)
+        if found:
+            raise Unhygienic(f"response body contains {found.group(0)!r}: {text[:300]!r}")
+    for name in names:
+        if name and name in text:
+            raise Unhygienic(f"response body names the storage {name!r}: {text[:300]!r}")
