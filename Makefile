@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # pytest workers: the machine has 2 cores.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck install install-dev bench clean image-check
+.PHONY: run test lint typecheck install install-dev bench clean image-check load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,23 @@ test: lint typecheck
 
 bench: install-dev
 	$(BIN)/python bench/tracking_bench.py
+
+# Headless locust run (tests/load_test.py) against `python -m functions.api.serve` on 127.0.0.1,
+# on a throw-away store with make run's model; prints req/s and p50/p95/p99 per endpoint and fails
+# on any failed request. Locust has its own venv (gevent, a pytest plugin): created once, ~10 s.
+LOAD_USERS ?= 16
+LOAD_SECONDS ?= 60
+LOCUST_VENV := $(VENV)/locust
+
+$(LOCUST_VENV)/.installed: $(BIN)/python requirements-load.txt
+	$(BIN)/python -m venv $(LOCUST_VENV)
+	$(LOCUST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCUST_VENV)/bin/python -m pip install --quiet -r requirements-load.txt
+	touch $@
+
+load: install $(LOCUST_VENV)/.installed
+	$(BIN)/python bench/load_run.py --users $(LOAD_USERS) --seconds $(LOAD_SECONDS) \
+		--locust $(LOCUST_VENV)/bin/locust
 
 # Builds the Dockerfile without a daemon (buildah, chroot isolation, vfs; on a debootstrap stand-in
 # base) and runs the image's command as Lambda and as a server. Several minutes; needs root to
