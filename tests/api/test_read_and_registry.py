@@ -169,7 +169,8 @@ def test_no_storage_location_is_shown(client: TestClient, trained: Store) -> Non
     assert version["artifact_name"] == "model"
     assert len(version["sha256"]) == 64
     run = client.get(f"/runs/{version['run_id']}", headers=READER).json()
-    assert run["artifacts"] and run["datasets"]
+    assert run["artifacts"]
+    assert run["datasets"]
     for entry in (*run["artifacts"].values(), *run["datasets"].values()):
         assert "uri" not in entry
     promoted = client.post("/models/churn/versions/1/promote", json={"to": "staging"},

@@ -14,9 +14,12 @@ from functions.api.schemas import HealthResponse, ReadyResponse, error_responses
 
 router = APIRouter(tags=["operations"])
 
+# These routes only read memory, so they are coroutines: a plain ``def`` route waits for a
+# thread-pool slot, which under load made /health ~4x slower than /predict (make load).
+
 
 @router.get("/health", response_model=HealthResponse, openapi_extra=OPEN_ROUTE)
-def health(request: Request, cache: CacheDep) -> HealthResponse:
+async def health(request: Request, cache: CacheDep) -> HealthResponse:
     """Liveness: 200 while the process runs, with the served models' state."""
     models = cache.health()
     degraded = any(model["degraded"] for model in models)
@@ -34,7 +37,7 @@ def health(request: Request, cache: CacheDep) -> HealthResponse:
     responses={503: {"model": ReadyResponse}},
     openapi_extra=OPEN_ROUTE,
 )
-def ready(cache: CacheDep) -> JSONResponse:
+async def ready(cache: CacheDep) -> JSONResponse:
     """Readiness: 503 until every served model has a verified production version loaded."""
     is_ready = cache.ready()
     return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
@@ -46,7 +49,7 @@ def ready(cache: CacheDep) -> JSONResponse:
     responses={200: {"content": {"text/plain": {}}}, **error_responses(401, 403)},
     openapi_extra=requires("read"),
 )
-def prometheus_metrics() -> Response:
+async def prometheus_metrics() -> Response:
     """Prometheus text format: requests, latency, predictions, model loads, refreshes."""
     body, content_type = prometheus_text()
     return Response(content=body, media_type=content_type)
