@@ -69,7 +69,8 @@ def load_model(path: Path, flavor: Flavor, *, allow_pickle: bool = False) -> Any
     """Load a verified artifact.
 
     Raises:
-        InvalidInput: a pickle flavor without ``allow_pickle``, or unreadable bytes.
+        InvalidInput: a pickle flavor without ``allow_pickle`` (or without joblib installed),
+            or unreadable bytes.
     """
     if flavor is Flavor.XGBOOST:
         return load_xgboost(path.read_bytes())
@@ -79,7 +80,13 @@ def load_model(path: Path, flavor: Flavor, *, allow_pickle: bool = False) -> Any
                 f"model flavor {flavor.value!r} is a pickle; loading it needs an explicit opt-in "
                 "(ALLOW_PICKLE_MODELS=true on the server)"
             )
-        import joblib  # type: ignore[import-not-found]  # optional: only for opted-in pickles
-
+        try:
+            import joblib  # type: ignore[import-not-found]  # optional: only for opted-in pickles
+        except ImportError as exc:
+            # Part of the documented contract (InvalidInput), not a bare ImportError that the
+            # API would answer with a 500.
+            raise InvalidInput(
+                f"model flavor {flavor.value!r} needs joblib, which is not installed"
+            ) from exc
         return joblib.load(path)
     raise InvalidInput(f"cannot load flavor {flavor.value!r}")

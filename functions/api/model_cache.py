@@ -94,8 +94,9 @@ class ModelCache:
 
         Raises:
             NotFound: ``name`` is not served here.
-            ApiError: 503 ``no_production_model`` / ``model_integrity_error`` when nothing
-                verified can be served.
+            ApiError: 503 when nothing verified can be served: ``no_production_model`` (the
+                alias points nowhere), ``model_integrity_error`` (the bytes fail their SHA-256)
+                or ``model_unavailable`` (the artifact is missing or cannot be loaded).
         """
         state = self._state(name)
         if self.clock() - state.checked_at >= self.refresh_seconds and state.lock.acquire(
@@ -181,6 +182,15 @@ class ModelCache:
         state.last_refresh_at = time.time()
         try:
             target = self.registry.get_version_by_alias(state.name, PRODUCTION)
+        except NotFound as exc:
+            # No production version (yet): nothing to serve unless something was served before.
+            state.error_code = "no_production_model"
+            self._failed(state, exc, counts=state.predictor is not None)
+            return
+        except Exception as exc:
+            self._load_failed(state, exc)
+            return
+        try:
             current = state.predictor
             if current is None or (current.version.version, current.version.sha256) != (
                 target.version,
@@ -191,20 +201,19 @@ class ModelCache:
                 state.loaded_at = time.time()
                 log.info("serving %s %s", state.name, target.label)
             state.last_refresh_ok, state.last_error = True, None
-        except NotFound as exc:
-            # No production version (yet): nothing to serve unless something was served before.
-            state.error_code = "no_production_model"
-            self._failed(state, exc, counts=state.predictor is not None)
-        except IntegrityError as exc:
+        except Exception as exc:
+            # A NotFound here is the production version's artifact gone, not a missing
+            # version: "no production model" would send operators the wrong way.
+            self._load_failed(state, exc)
+
+    def _load_failed(self, state: ModelState, exc: Exception) -> None:
+        if isinstance(exc, IntegrityError):
             state.error_code = "model_integrity_error"
-            self._failed(state, exc, counts=True)
-        except TrackingError as exc:
+        else:
             state.error_code = "model_unavailable"
-            self._failed(state, exc, counts=True)
-        except Exception as exc:  # a broken artifact must not take the server down
-            state.error_code = "model_unavailable"
-            log.exception("loading %s failed", state.name)
-            self._failed(state, exc, counts=True)
+            if not isinstance(exc, TrackingError):  # a broken artifact must not take us down
+                log.exception("loading %s failed", state.name)
+        self._failed(state, exc, counts=True)
 
     @staticmethod
     def _failed(state: ModelState, exc: Exception, *, counts: bool) -> None:
