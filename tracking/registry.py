@@ -183,7 +183,7 @@ class ModelRegistry:
             raise NotFound(f"run {run_id!r} has no artifact named {artifact!r}")
         with tempfile.TemporaryDirectory(prefix="tracking-register-") as folder:
             local = self.artifacts.download(
-                record.uri, Path(folder) / Path(record.uri).name, record.sha256
+                record.uri, Path(folder) / Path(record.uri).name, record.sha256, record.size
             )
             if chosen_flavor is Flavor.XGBOOST:
                 inferred = check_xgboost_artifact(local)
@@ -452,7 +452,9 @@ class ModelRegistry:
             IntegrityError: the stored bytes do not match the registry's SHA-256.
             NotFound: the artifact is gone.
         """
-        return self.artifacts.download(version.artifact_uri, destination, version.sha256)
+        return self.artifacts.download(
+            version.artifact_uri, destination, version.sha256, version.size
+        )
 
     def load_model(
         self,

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.contract.conftest import Backend
 from tracking.artifacts.base import ArtifactStore, StoredObject
+from tracking.artifacts.local import write_verified
 from tracking.errors import (
     AlreadyExists,
     Conflict,
@@ -190,6 +192,43 @@ def test_integrity_failure_keeps_an_existing_destination(backend: Backend, tmp_p
         backend.artifacts.download(stored.uri, destination, stored.sha256)
     assert destination.read_bytes() == b"previously verified"
     assert [p.name for p in destination.parent.iterdir()] == ["model.json"]
+
+
+def test_an_inflated_artifact_is_refused_by_its_recorded_size(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """An attacker who grows an artifact cannot make each model load move that many bytes."""
+    stored = backend.artifacts.upload("run1", "model", _file(tmp_path, "model.json", PAYLOAD))
+    _tamper(backend, stored.uri, PAYLOAD + b"\0" * (3 * 1024 * 1024))
+    destination = tmp_path / "out" / "model.json"
+    destination.parent.mkdir()
+    with pytest.raises(IntegrityError, match="bytes"):
+        backend.artifacts.download(stored.uri, destination, stored.sha256, stored.size)
+    assert not destination.exists()
+    assert list(destination.parent.iterdir()) == []
+
+
+def test_the_size_limit_stops_reading_early(tmp_path: Path) -> None:
+    consumed = []
+
+    def chunks() -> Iterator[bytes]:
+        for index in range(1000):
+            consumed.append(index)
+            yield b"x" * 1024
+
+    with pytest.raises(IntegrityError):
+        write_verified(chunks(), tmp_path / "model.json", "0" * 64, expected_size=4096)
+    assert len(consumed) == 5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_recorded_size_accepts_the_right_bytes(backend: Backend, tmp_path: Path) -> None:
+    stored = backend.artifacts.upload("run1", "model", _file(tmp_path, "model.json", PAYLOAD))
+    destination = tmp_path / "out" / "model.json"
+    backend.artifacts.download(stored.uri, destination, stored.sha256, stored.size)
+    assert destination.read_bytes() == PAYLOAD
+    with pytest.raises(InvalidInput):
+        backend.artifacts.download(stored.uri, tmp_path / "x" / "m.json", stored.sha256, -1)
 
 
 @pytest.mark.parametrize("digest", ["", "abc", "g" * 64, "0" * 63])

@@ -81,16 +81,19 @@ class ArtifactStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def download(self, uri: str, destination: Path, expected_sha256: str) -> Path:
+    def download(
+        self, uri: str, destination: Path, expected_sha256: str, expected_size: int | None = None
+    ) -> Path:
         """Copy the artifact at ``uri`` to ``destination`` after checking its SHA-256.
 
         The file appears at ``destination`` only when the digest matches (written to a temporary
-        name and renamed), so a reader never sees unverified bytes.
+        name and renamed), so a reader never sees unverified bytes. With ``expected_size`` (the
+        size recorded at upload) the transfer stops once the bytes outgrow it.
 
         Raises:
             NotFound: nothing at ``uri``.
             InvalidInput: ``uri`` does not belong to this store.
-            IntegrityError: the bytes do not match ``expected_sha256``.
+            IntegrityError: the bytes do not match ``expected_sha256`` (or ``expected_size``).
         """
 
     @abc.abstractmethod

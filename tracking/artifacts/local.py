@@ -37,19 +37,37 @@ def check_sha256(value: object) -> str:
     return text
 
 
-def write_verified(chunks: Iterable[bytes], destination: Path, expected_sha256: str) -> Path:
+def check_size(expected_size: object) -> int | None:
+    if expected_size is None:
+        return None
+    if isinstance(expected_size, bool) or not isinstance(expected_size, int) or expected_size < 0:
+        raise InvalidInput("expected_size must be a non-negative integer")
+    return expected_size
+
+
+def write_verified(
+    chunks: Iterable[bytes],
+    destination: Path,
+    expected_sha256: str,
+    expected_size: int | None = None,
+) -> Path:
     """Write ``chunks`` to ``destination`` only if their SHA-256 is ``expected_sha256``.
+
+    With ``expected_size``, reading stops as soon as the bytes outgrow it: an inflated artifact
+    costs at most that many bytes of transfer and disk, not whatever an attacker stored.
 
     The bytes go to a hidden temporary file in the destination's folder and are renamed into place
     after the digest matched, so ``destination`` never holds unverified bytes. Whatever happens,
     the temporary file is removed. Shared by the local and S3 adapters.
 
     Raises:
-        IntegrityError: the digest does not match; nothing is left at ``destination``.
+        IntegrityError: the digest or the size does not match; nothing is left at
+            ``destination``.
         StoreUnavailable: the destination could not be written.
         Exception: whatever iterating ``chunks`` raises (the caller translates it).
     """
     expected = check_sha256(expected_sha256)
+    limit = check_size(expected_size)
     destination = Path(destination)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +79,15 @@ def write_verified(chunks: Iterable[bytes], destination: Path, expected_sha256: 
     temp = Path(temp_name)
     try:
         digest = hashlib.sha256()
+        written = 0
         with os.fdopen(handle, "wb") as out:
             for chunk in chunks:
+                written += len(chunk)
+                if limit is not None and written > limit:
+                    raise IntegrityError(
+                        f"artifact is larger than its recorded {limit} bytes; "
+                        f"nothing was written to {destination}"
+                    )
                 digest.update(chunk)
                 out.write(chunk)
             out.flush()
@@ -187,8 +212,10 @@ class LocalArtifactStore(ArtifactStore):
                 out.write(chunk)
         os.chmod(target, FILE_MODE)
 
-    def download(self, uri: str, destination: Path, expected_sha256: str) -> Path:
-        """Copy the artifact at ``uri`` to ``destination`` after checking its SHA-256.
+    def download(
+        self, uri: str, destination: Path, expected_sha256: str, expected_size: int | None = None
+    ) -> Path:
+        """Copy the artifact at ``uri`` to ``destination`` after checking its SHA-256 (and size).
 
         Raises:
             InvalidInput: ``uri`` is not a ``file://`` URI of an artifact under this store's root,
@@ -200,6 +227,7 @@ class LocalArtifactStore(ArtifactStore):
         """
         path = self._path(uri)
         check_sha256(expected_sha256)
+        check_size(expected_size)
         try:
             reader = path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
@@ -208,7 +236,9 @@ class LocalArtifactStore(ArtifactStore):
             raise StoreUnavailable(f"cannot read artifact {uri}: {exc}") from exc
         with reader:
             try:
-                return write_verified(_read_chunks(reader), Path(destination), expected_sha256)
+                return write_verified(
+                    _read_chunks(reader), Path(destination), expected_sha256, expected_size
+                )
             except OSError as exc:
                 raise StoreUnavailable(f"cannot read artifact {uri}: {exc}") from exc
 

@@ -26,7 +26,7 @@ from tracking.artifacts.base import (
     StoredObject,
     artifact_key,
 )
-from tracking.artifacts.local import check_sha256, write_verified
+from tracking.artifacts.local import check_sha256, check_size, write_verified
 from tracking.errors import (
     AlreadyExists,
     Conflict,
@@ -379,8 +379,10 @@ class S3ArtifactStore(ArtifactStore):
             if not _is_boto_error(exc):
                 raise
 
-    def download(self, uri: str, destination: Path, expected_sha256: str) -> Path:
-        """Stream the artifact at ``uri`` to ``destination`` after checking its SHA-256.
+    def download(
+        self, uri: str, destination: Path, expected_sha256: str, expected_size: int | None = None
+    ) -> Path:
+        """Stream the artifact at ``uri`` to ``destination`` after checking its SHA-256 (and size).
 
         Raises:
             InvalidInput: ``uri`` is not in this store's bucket and prefix, or ``expected_sha256``
@@ -393,6 +395,7 @@ class S3ArtifactStore(ArtifactStore):
         """
         key = self._own_key(uri)
         expected = check_sha256(expected_sha256)
+        check_size(expected_size)
         try:
             answer = self.client.get_object(Bucket=self._bucket, Key=key)
         except Exception as exc:
@@ -408,7 +411,10 @@ class S3ArtifactStore(ArtifactStore):
                 raise IntegrityError(
                     f"artifact {uri} was stored with SHA-256 {recorded}, expected {expected}"
                 )
-            return write_verified(_body_chunks(body), Path(destination), expected)
+            length = answer.get("ContentLength")
+            if expected_size is not None and length is not None and length != expected_size:
+                raise IntegrityError(f"artifact {uri} has {length} bytes, expected {expected_size}")
+            return write_verified(_body_chunks(body), Path(destination), expected, expected_size)
         except Exception as exc:
             if _is_boto_error(exc):
                 _raise_translated(exc, f"downloading {uri}")
