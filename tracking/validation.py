@@ -25,7 +25,9 @@ def validate_name(value: object, what: str = "name") -> str:
         InvalidInput: the value is not a string, is too long, has a character outside the
             allow-list, or contains ``..`` (so it can never escape a folder or S3 prefix).
     """
-    if not isinstance(value, str) or not NAME_PATTERN.match(value) or ".." in value:
+    # fullmatch, not match: the pattern's "$" also matches before a trailing newline, which
+    # let "model\n" through as a name (and into a file name or an S3 key).
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value) or ".." in value:
         shown = value if isinstance(value, str) and len(value) <= 64 else "<value>"
         raise InvalidInput(f"invalid {what} {shown!r}: use {NAME_RULE}")
     return value

@@ -91,8 +91,18 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     redact: Redactor = getattr(request.app.state, "redact", _DEFAULT_REDACTOR)
-    body = {"error": {"code": code, "message": redact(message), "request_id": request_id(request)}}
+    body = {"error": {"code": code, "message": _bounded(redact(message)),
+                      "request_id": request_id(request)}}  # fmt: skip
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+#: The longest message a client gets. Some messages quote the input (an unknown filter field
+#: of 10,000 characters came back whole); cut after redaction, so no name is cut in half.
+MAX_MESSAGE = 1000
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "\u2026"
 
 
 def status_for(error: TrackingError) -> int:

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from models.churn.features import ChurnFeatures
 from models.churn.predictor import ChurnPrediction
 from tracking.validation import NAME_PATTERN
 
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def _decimal(value: object) -> object:
+    """Digits only: lax parsing reads ``"5\\n"``, ``" 5"``, ``"+5"`` or ``"1_0"`` as numbers."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("must be a decimal integer (digits only)")
+    return value
+
+
+#: After the ``Path``/``Query`` metadata, so that the OpenAPI schema stays as it was (an
+#: integer, which a string such as "5\\n" is not).
+Decimal = BeforeValidator(_decimal)
+
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, max_length=128)]
-VersionPath = Annotated[int, Path(ge=1, le=10**9)]
+VersionPath = Annotated[int, Path(ge=1, le=10**9), Decimal]
 RunIdPath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, max_length=128)]
-MaxResults = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+MaxResults = Annotated[int, Query(ge=1, le=1000, description="Page size."), Decimal]
 PageToken = Annotated[
     str | None, Query(max_length=2048, description="The next_token of the previous page.")
 ]

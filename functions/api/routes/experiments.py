@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from functions.api.auth import requires
 from functions.api.deps import LoggerDep
-from functions.api.schemas import MaxResults, NamePath, PageToken, RunIdPath
+from functions.api.schemas import Decimal, MaxResults, NamePath, PageToken, RunIdPath
 from functions.api.views import RunView
 from tracking import Experiment, Metric, Page
 
@@ -59,7 +59,7 @@ def metric_history(
     run_id: RunIdPath,
     key: NamePath,
     logger: LoggerDep,
-    max_results: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    max_results: Annotated[int, Query(ge=1, le=1000), Decimal] = 1000,
     page_token: PageToken = None,
 ) -> Page[Metric]:
     """A metric's points in step order, one page at a time."""

@@ -94,13 +94,14 @@ def _predictor(request: Request, cache: ModelCache) -> Predictor:
     if alias is not None and raw_version is not None:
         raise ApiError(422, "invalid_input", "pass either alias or version, not both")
     if raw_version is not None:
-        if not _VERSION.match(raw_version) or not 1 <= int(raw_version) <= MAX_VERSION:
+        if not _VERSION.fullmatch(raw_version) or not 1 <= int(raw_version) <= MAX_VERSION:
             raise ApiError(
                 422, "invalid_input", f"version must be an integer from 1 to {MAX_VERSION}"
             )
         return cache.get_pinned(MODEL_NAME, version=int(raw_version), alias=None)
     if alias is not None:
-        if len(alias) > 128 or not NAME_PATTERN.match(alias) or ".." in alias:
+        # fullmatch: "$" alone would also match before a trailing newline ("staging\n").
+        if len(alias) > 128 or not NAME_PATTERN.fullmatch(alias) or ".." in alias:
             raise ApiError(422, "invalid_input", "alias must be a valid name (e.g. staging)")
         return cache.get_pinned(MODEL_NAME, version=None, alias=alias)
     return cache.get(MODEL_NAME)
