@@ -8,7 +8,11 @@ from collections.abc import Mapping
 
 from tracking.errors import InvalidInput
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+#: Every dot is followed by another allowed character or ends the name, so ``..`` cannot occur:
+#: the OpenAPI schema (which carries this pattern) then refuses what the SDK refuses. The length
+#: is checked apart (``MAX_NAME`` here, ``maxLength`` in the schema).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_](?:\.?[A-Za-z0-9_\-])*\.?$")
+MAX_NAME = 128
 NAME_RULE = (
     "1-128 characters from A-Z a-z 0-9 _ . -, starting with a letter, digit or underscore, "
     "without '..'"
@@ -27,7 +31,12 @@ def validate_name(value: object, what: str = "name") -> str:
     """
     # fullmatch, not match: the pattern's "$" also matches before a trailing newline, which
     # let "model\n" through as a name (and into a file name or an S3 key).
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value) or ".." in value:
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_NAME
+        or not NAME_PATTERN.fullmatch(value)
+        or ".." in value
+    ):
         shown = value if isinstance(value, str) and len(value) <= 64 else "<value>"
         raise InvalidInput(f"invalid {what} {shown!r}: use {NAME_RULE}")
     return value

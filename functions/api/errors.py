@@ -29,6 +29,7 @@ from tracking.errors import (
     StoreUnavailable,
     TrackingError,
 )
+from tracking.validation import NAME_PATTERN, NAME_RULE
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ def _describe_validation(errors: list[dict[str, Any]]) -> str:
     for error in errors[:10]:
         location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
         message = str(error.get("msg", "invalid"))
+        if (error.get("ctx") or {}).get("pattern") == NAME_PATTERN.pattern:
+            message = f"use {NAME_RULE}"  # the rule in words, not the regular expression
         if error.get("type") in {"json_invalid", "json_type"}:
             return "the body is not valid JSON"
         parts.append(f"{location or 'body'}: {message}")

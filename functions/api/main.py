@@ -62,6 +62,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url="/redoc" if settings.docs_enabled else None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # A path that only misses its route by a trailing slash is a 404, not a redirect built
+        # from the request's Host header.
+        redirect_slashes=False,
         dependencies=[Depends(authorize)],
     )
     _document_security(app)

@@ -31,7 +31,8 @@ The SDK's entry points that take names, keys and URIs get the same corpus: each 
 ``AlreadyExists``; reading the history of a metric that cannot exist answers an empty list), and
 nothing else. URIs shaped like the store's own that escape its folder, bucket or prefix are
 refused too. Crafted page tokens (base64 JSON the server never made) are never a 5xx either.
-Defects found outside this item's files are pinned by strict xfails (``KNOWN_*`` below).
+What the corpus found is pinned at the end (crafted page tokens used to be a 500 on SQLite, and a
+lone surrogate escaped the SQLite store as UnicodeEncodeError).
 
 Afterwards: every object in the bucket (every version, every delete marker) and every file under
 the artifact folder has a key ``[<prefix>/]runs/<run_id>/<name>/<file>`` whose three names pass
@@ -40,11 +41,11 @@ the corpus ran (an audit hook sees each ``open`` for writing, ``mkdir``, ``renam
 the store's folder (or the SDK's own random ``tracking-*`` temporary folders), and no file or
 folder named after a hostile string exists anywhere under the test session's temporary folder.
 The keys are checked after every field's cases, so the checks hold however pytest-xdist spreads
-the tests over workers. The same audit hook refuses, and records, any outbound connection or name lookup
-(``socket.connect``, ``socket.getaddrinfo``, ``urllib.Request``, ``http.client.connect``, ...)
-and any process spawn while a case runs: in process, with moto's ``mock_aws``, there must be
-none. A self-test proves that the hook stops ``socket.create_connection(("169.254.169.254", 80))``
-before it connects.
+the tests over workers. The same audit hook refuses, and records, any outbound connection or
+name lookup (``socket.connect``, ``socket.getaddrinfo``, ``urllib.Request``,
+``http.client.connect``, ...) and any process spawn while a case runs: in process, with moto's
+``mock_aws``, there must be none. A self-test proves that the hook stops
+``socket.create_connection(("169.254.169.254", 80))`` before it connects.
 
 Counts (cases per field, per backend, status histogram) are printed: run with ``-s``.
 """
@@ -821,9 +822,6 @@ def crafted_uris(target: Target) -> list[Hostile]:
 #: Reads that answer "nothing" (an empty list) for a key that cannot exist instead of raising
 #: (an unknown metric of an existing run has no points). Read-only: nothing is touched.
 EMPTY_READS = {"ExperimentLogger.get_metric_history(key)"}
-#: Defects outside this item's files, each pinned by a strict xfail test below:
-#: (backend, corpus id) -> the exception that escapes.
-KNOWN_SDK_DEFECTS = {("sqlite", "lone-surrogate"): "UnicodeEncodeError"}
 
 
 def _sdk_outcome(call: Callable[[str], object], value: str) -> str:
@@ -864,10 +862,6 @@ def test_sdk_entry_points(target: Target, tmp_path: Path) -> None:
                         else {"InvalidInput", "NotFound"}  # fmt: skip
                     if label in EMPTY_READS:
                         allowed.add("empty")
-                    known = KNOWN_SDK_DEFECTS.get((target.backend, hostile.id))
-                    if known and outcome.startswith(known):
-                        outcomes["known defect (xfail test below)"] += 1
-                        continue
                     if outcome not in allowed:
                         failures.append(f"{label} -> {outcome[:60]}")
                         examples.setdefault(failures[-1], []).append(hostile.id)
@@ -930,12 +924,6 @@ def test_like_wildcards_and_prefixes_match_nothing(target: Target) -> None:
         assert response.status_code in {404, 422}, (alias, response.status_code, response.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="SQLite store: a lone surrogate in a looked-up name escapes as UnicodeEncodeError "
-    "(sqlite3 cannot encode it) instead of NotFound/InvalidInput; tracking/stores/sqlite*.py",
-)
 @pytest.mark.parametrize("call", ["get_run", "get_experiment", "get_model", "history"])
 def test_sqlite_lookups_with_a_lone_surrogate_raise_tracking_errors(
     tmp_path: Path, call: str
@@ -956,12 +944,6 @@ TOKEN_VALUES: dict[str, object] = {
     "dotdot": "../", "s3-uri": "s3://other-bucket/key", "nul": "\x00",
 }  # fmt: skip
 PAGED = [spec for spec in FIELDS if spec.name == "page_token"]
-#: Known, outside this item's files: the SQLite stores bind a token's value straight into SQL,
-#: so an object or a list (sqlite3.ProgrammingError) or an integer beyond 64 bits
-#: (OverflowError) is a 500. The DynamoDB store checks the types. The fix belongs in
-#: tracking/stores/_tokens.py (``decode_token``: only str or 64-bit int values).
-KNOWN_TOKEN_DEFECTS = {("sqlite", label) for label in ("object", "list", "huge-int",
-                                                       "negative-huge")}  # fmt: skip
 
 
 def test_crafted_page_tokens_are_4xx_or_a_page(target: Target) -> None:
@@ -970,7 +952,6 @@ def test_crafted_page_tokens_are_4xx_or_a_page(target: Target) -> None:
 
     statuses: Counter[int] = Counter()
     failures = []
-    known: list[str] = []
     with _ErrorLog() as errors, watching() as seen:
         for spec in PAGED:
             for label, value in TOKEN_VALUES.items():
@@ -979,23 +960,11 @@ def test_crafted_page_tokens_are_4xx_or_a_page(target: Target) -> None:
                 assert sent is not None
                 statuses[sent.response.status_code] += 1
                 problems = _check(target, spec, Hostile(label, token), sent, page_ok=True)
-                found = [f"{spec.label} [{label}] {p}" for p in problems]
-                if (
-                    target.backend,
-                    label,
-                ) in KNOWN_TOKEN_DEFECTS and sent.response.status_code == 500:
-                    known += found
-                else:
-                    failures += found
+                failures += [f"{spec.label} [{label}] {p}" for p in problems]
     print(f"\n[traversal tokens {target.backend}] {json.dumps(dict(sorted(statuses.items())))}")
-    if not known:  # the unhandled errors logged are those of the known 500s
-        failures += [f"logged: {record}" for record in errors.records]
+    failures += [f"logged: {record}" for record in errors.records]
     assert not failures, "\n".join(failures[:40])
     assert not seen.network
-    expected_known = any(backend == target.backend for backend, _ in KNOWN_TOKEN_DEFECTS)
-    assert bool(known) == expected_known, "a known defect is fixed: update KNOWN_TOKEN_DEFECTS"
-    if known:
-        pytest.xfail(f"{len(known)} known 500s (see KNOWN_TOKEN_DEFECTS): {known[0]}")
 
 
 # -- what the corpus found, pinned --------------------------------------------------------------
@@ -1047,19 +1016,15 @@ def test_a_version_in_the_path_is_digits_only(target: Target) -> None:
         assert response.status_code == 422, (version, response.text)
 
 
-def test_dotdot_in_a_name_finds_nothing_and_writes_nothing(target: Target) -> None:
-    """The name pattern cannot say "no '..'" (the SDK's rule): such a name is schema-valid, so
-    a read answers 404 (or an empty metric history) and a write is refused by the SDK (422)."""
+def test_dotdot_in_a_name_is_refused_by_the_schema(target: Target) -> None:
+    """The name pattern says "no '..'" (the SDK's rule), so every route refuses it with 422."""
     run = target.run_id
     for path in ("/models/a..b", "/models/a..b/versions", "/models/a..b/history",
                  "/experiments/a..b/runs", "/runs/a..b", f"/runs/a..b/metrics/{target.metric}",
                  f"/runs/{run}/metrics/a..b"):  # fmt: skip
         response = target.client.get(path, headers=ADMIN)
-        if path.endswith("/a..b") and "/metrics/" in path:
-            assert response.status_code == 200, response.text
-            assert response.json()["items"] == []
-        else:
-            assert response.status_code == 404, (path, response.text)
+        assert response.status_code == 422, (path, response.text)
+        assert "without '..'" in response.json()["error"]["message"]
     for path, body in (
         ("/models/a..b/rollback", {"alias": "challenger"}),
         ("/models/churn/rollback", {"alias": "a..b"}),
@@ -1067,7 +1032,7 @@ def test_dotdot_in_a_name_finds_nothing_and_writes_nothing(target: Target) -> No
         ("/models/a..b/versions/1/promote", {"to": "challenger"}),
     ):
         response = target.client.post(path, json=body, headers=ADMIN)
-        assert response.status_code in {404, 422}, (path, body, response.text)
+        assert response.status_code == 422, (path, body, response.text)
     assert "a..b" not in target.store.registry.get_model("churn").aliases
 
 
