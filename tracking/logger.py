@@ -26,10 +26,16 @@ from tracking.config import TrackingConfig, load_config
 from tracking.datasets import describe_dataset
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunStatus
 from tracking.entities import Run as RunRecord
-from tracking.errors import InvalidInput, TrackingError
+from tracking.errors import Conflict, InvalidInput, TrackingError
 from tracking.search import parse_filter, parse_order_by, sort_runs
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
-from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_METRICS_PER_BATCH, MetadataStore
+from tracking.stores.base import (
+    DEFAULT_PAGE_SIZE,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MetadataStore,
+    split_batch,
+)
 from tracking.validation import (
     validate_metric_value,
     validate_name,
@@ -125,19 +131,47 @@ class Run:
         self.log_params({key: value})
 
     def log_params(self, params: Mapping[str, object]) -> None:
-        """Log params (write-once).
+        """Log params (write-once), any number of them.
+
+        Up to ``MAX_PARAMS_PER_BATCH`` (100) params are one request to the store. More are
+        checked against the stored params first, then sent in requests of 100 (as MLflow's
+        client does); a store failure part-way may leave earlier requests written, and calling
+        again with the same params is safe.
 
         Raises:
-            InvalidInput: a key breaks the name rule or a value is over 6,000 characters.
-            Conflict: a param already has a different value. Nothing is written.
+            InvalidInput: a key breaks the name rule or a value is over 6,000 characters
+                (nothing is written).
+            Conflict: a param already has a different value (nothing is written).
         """
-        self._metadata.log_batch(self.run_id, params=validate_params(params))
+        checked = validate_params(params)
+        if len(checked) > MAX_PARAMS_PER_BATCH:
+            stored = self._metadata.get_run(self.run_id).params
+            changed = sorted(
+                key for key, value in checked.items() if stored.get(key, value) != value
+            )
+            if changed:
+                names = ", ".join(repr(key) for key in changed)
+                raise Conflict(
+                    f"run {self.run_id!r} already has a different value for param {names}; "
+                    "params are write-once"
+                )
+            # Already stored with the same value: writing them again would be a no-op.
+            checked = {key: value for key, value in checked.items() if key not in stored}
+        for _, chunk, _ in split_batch(params=checked):
+            self._metadata.log_batch(self.run_id, params=chunk)
 
     def set_tag(self, key: str, value: object) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
-        self._metadata.log_batch(self.run_id, tags=validate_tags(tags))
+        """Set tags (a tag may be overwritten), any number of them, in requests of 100.
+
+        Raises:
+            InvalidInput: a key breaks the name rule or a value is over 6,000 characters
+                (nothing is written).
+        """
+        for _, _, chunk in split_batch(tags=validate_tags(tags)):
+            self._metadata.log_batch(self.run_id, tags=chunk)
 
     # -- metrics -----------------------------------------------------------------------------
 

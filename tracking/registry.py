@@ -17,6 +17,7 @@ Rules, applied here for every backend (the stores only apply prepared changes at
 from __future__ import annotations
 
 import getpass
+import json
 import random
 import tempfile
 import time
@@ -44,7 +45,7 @@ from tracking.entities import (
 from tracking.errors import Conflict, InvalidInput, NotFound
 from tracking.flavors import check_xgboost_artifact, load_model, parse_flavor
 from tracking.stores.base import DEFAULT_PAGE_SIZE
-from tracking.stores.registry_base import AliasWrite
+from tracking.stores.registry_base import AliasWrite, check_tags
 from tracking.stores.store import TrackingStore
 from tracking.validation import validate_name, validate_tags
 
@@ -54,6 +55,9 @@ ROLLBACK_DEPTH = 50
 REGISTER_ATTEMPTS = 50
 MAX_DESCRIPTION = 5000
 MAX_REASON = 1000
+#: A version's free-form metadata, as JSON. With the tag bound (``MAX_TAG_BYTES``) this keeps a
+#: version's record well inside DynamoDB's item limit on every backend.
+MAX_METADATA_BYTES = 64 * 1024
 
 
 def _now_ms() -> int:
@@ -73,6 +77,21 @@ def _text(value: str | None, what: str, limit: int) -> str | None:
     if not isinstance(value, str) or len(value) > limit:
         raise InvalidInput(f"{what} must be text of at most {limit} characters")
     return value
+
+
+def _metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    data = dict(metadata or {})
+    try:
+        size = len(json.dumps(data, allow_nan=False).encode())
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            "metadata must be JSON: strings, finite numbers, booleans, null, lists and objects"
+        ) from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInput(
+            f"metadata takes {size} bytes as JSON; the limit is {MAX_METADATA_BYTES} bytes"
+        )
+    return data
 
 
 def _version_number(version: object) -> int:
@@ -160,9 +179,9 @@ class ModelRegistry:
         signature when none is given). Pickle flavors need ``allow_pickle=True``.
 
         Raises:
-            InvalidInput: bad name, flavor, signature or tags; a pickle flavor without
-                ``allow_pickle``; an xgboost artifact that is not native JSON/UBJ. Nothing is
-                written.
+            InvalidInput: bad name, flavor, signature, tags or metadata (too large, or not JSON);
+                a pickle flavor without ``allow_pickle``; an xgboost artifact that is not native
+                JSON/UBJ. Nothing is written.
             NotFound: no such run, or the run has no artifact called ``artifact``.
             IntegrityError: the artifact's bytes do not match their recorded SHA-256.
         """
@@ -175,6 +194,8 @@ class ModelRegistry:
             )
         specs = _signature(signature)
         checked_tags = validate_tags(tags or {})
+        check_tags(checked_tags, f"model {name!r}")
+        checked_metadata = _metadata(metadata)
         description = _text(description, "description", MAX_DESCRIPTION)
         who = self._actor_for(actor)
         run = self.store.get_run(run_id)
@@ -208,7 +229,7 @@ class ModelRegistry:
                 signature=specs or [],
                 description=description,
                 tags=checked_tags,
-                metadata=dict(metadata or {}),
+                metadata=checked_metadata,
                 stage=Stage.NONE,
                 created_at=now,
                 actor=who,

@@ -10,6 +10,7 @@ import pytest
 from tests.contract.conftest import RACE_BACKENDS, Backend
 from tracking.entities import Artifact, Dataset, Metric, RunStatus
 from tracking.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from tracking.stores.base import split_batch
 
 
 def _run(backend: Backend, experiment: str = "exp", start_time: int = 1000, **kwargs: object):
@@ -266,7 +267,8 @@ def test_many_params_and_metrics_on_one_run(backend: Backend) -> None:
     """Hundreds of keys must not grow one item or row past a backend limit."""
     run = _run(backend)
     params = {f"p{i:03d}": "x" * 6000 for i in range(120)}
-    backend.metadata.log_batch(run.run_id, params=params)
+    for _, chunk, _ in split_batch(params=params):  # 100 params per request at most
+        backend.metadata.log_batch(run.run_id, params=chunk)
     backend.metadata.log_batch(
         run.run_id,
         metrics=[Metric(key=f"m{i:03d}", value=i, step=0, timestamp=1) for i in range(300)],

@@ -326,7 +326,8 @@ def test_unprocessed_items_never_dropped_silently(store: DynamoDBMetadataStore, 
 
 def test_items_stay_small(store: DynamoDBMetadataStore) -> None:
     _run(store)
-    store.log_batch("run1", params={f"p{i:03d}": "x" * 200 for i in range(300)})
+    for start in range(0, 300, 100):
+        store.log_batch("run1", params={f"p{i:03d}": "x" * 200 for i in range(start, start + 100)})
     for key in ("a", "b", "c"):
         store.log_batch(
             "run1",
@@ -348,22 +349,27 @@ def test_items_stay_small(store: DynamoDBMetadataStore) -> None:
 
 def test_conflict_in_a_large_batch_writes_nothing(store: DynamoDBMetadataStore) -> None:
     _run(store)
-    store.log_param("run1", "p150", "old")
-    params = {f"p{i:03d}": "v" for i in range(250)}  # three transactions' worth
-    with pytest.raises(Conflict, match="p150"):
+    store.log_param("run1", "p050", "old")
+    params = {f"p{i:03d}": "v" for i in range(100)}
+    tags = {f"t{i:03d}": "x" for i in range(100)}  # with the params, three transactions' worth
+    with pytest.raises(Conflict, match="p050"):
         store.log_batch(
-            "run1", params=params, metrics=[Metric(key="m", value=1.0, step=0, timestamp=0)]
+            "run1",
+            params=params,
+            tags=tags,
+            metrics=[Metric(key="m", value=1.0, step=0, timestamp=0)],
         )
     run = store.get_run("run1")
-    assert run.params == {"p150": "old"}
+    assert run.params == {"p050": "old"}
+    assert run.tags == {}
     assert run.metrics == {}
     assert store.get_metric_history("run1", "m").items == []
 
 
 def test_large_batch_with_same_values_is_a_no_op_rewrite(store: DynamoDBMetadataStore) -> None:
     _run(store)
-    params = {f"p{i:03d}": str(i) for i in range(250)}
-    tags = {f"t{i:03d}": "x" for i in range(30)}
+    params = {f"p{i:03d}": str(i) for i in range(100)}
+    tags = {f"t{i:03d}": "x" for i in range(100)}
     store.log_batch("run1", params=params, tags=tags)
     store.log_batch("run1", params=params)
     run = store.get_run("run1")

@@ -7,6 +7,8 @@ Backends implement the abstract core; the convenience methods at the bottom dele
 Shared rules:
 - Inputs reaching a store are already validated by the SDK, but a store never trusts them for
   anything that touches a path or key: ids are generated here or by the SDK.
+- One ``log_batch`` call is one write request with MLflow's per-request limits, checked here for
+  every backend (``check_batch``); the SDK splits bigger calls (``split_batch``).
 - A method that raises leaves the store as it was (one transaction, or conditions that fail
   before anything is applied).
 - Listings return ``Page`` objects whose ``next_token`` is opaque and ``None`` on the last page.
@@ -28,10 +30,17 @@ from tracking.entities import (
     RunStatus,
     iter_pages,
 )
-from tracking.errors import AlreadyExists
+from tracking.errors import AlreadyExists, InvalidInput
+from tracking.validation import validate_name, validate_param_value, validate_tag_value
 
-#: Metric points written by one ``log_batch`` call at most; the SDK's buffer flushes at this size.
+#: What one ``log_batch`` call (one write request) may carry: MLflow's LogBatch request limits,
+#: so a batch that MLflow accepts is accepted here. The SDK splits bigger calls into chunks
+#: (``split_batch``); the stores refuse them (``check_batch``) with ``InvalidInput``.
 MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+#: Metric points, params and tags together.
+MAX_ENTITIES_PER_BATCH = 1000
 #: Page size used when a caller does not choose one.
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -131,7 +140,6 @@ class MetadataStore(abc.ABC):
             InvalidInput: bad ``page_token``.
         """
 
-    @abc.abstractmethod
     def log_batch(
         self,
         run_id: str,
@@ -148,10 +156,33 @@ class MetadataStore(abc.ABC):
 
         Params are write-once: logging the value a param already has is a no-op.
 
+        One call is one write request, limited as MLflow's LogBatch is: at most
+        ``MAX_METRICS_PER_BATCH`` (1000) metric points, ``MAX_PARAMS_PER_BATCH`` (100) params,
+        ``MAX_TAGS_PER_BATCH`` (100) tags and ``MAX_ENTITIES_PER_BATCH`` (1000) of them in all;
+        keys follow the name rule (1-128 characters) and param and tag values have at most
+        6000 characters. The port checks this before the backend sees the batch, so every
+        backend refuses the same batches; ``split_batch`` cuts a bigger one into valid calls.
+
         Raises:
+            InvalidInput: a limit above is exceeded; the message names it (nothing written).
             NotFound: no such run (nothing written).
             Conflict: a param already has a different value (nothing written).
         """
+        params = params or {}
+        tags = tags or {}
+        check_batch(metrics, params, tags)
+        self._log_batch(run_id, metrics=metrics, params=params, tags=tags)
+
+    @abc.abstractmethod
+    def _log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric],
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> None:
+        """The backend's write of a batch that ``check_batch`` accepted (see ``log_batch``)."""
 
     @abc.abstractmethod
     def get_metric_history(
@@ -217,3 +248,64 @@ class MetadataStore(abc.ABC):
     def iter_metric_history(self, run_id: str, key: str) -> Iterator[Metric]:
         """Yield every point of a metric in step order, page by page."""
         return iter_pages(lambda token: self.get_metric_history(run_id, key, MAX_PAGE_SIZE, token))
+
+
+# -- per-request limits -------------------------------------------------------------------------
+
+
+def check_batch(
+    metrics: Sequence[Metric], params: Mapping[str, str], tags: Mapping[str, str]
+) -> None:
+    """Refuse a ``log_batch`` call that breaks a per-request limit (see ``log_batch``).
+
+    Raises:
+        InvalidInput: too many metric points, params, tags or entities in all, a key that
+            breaks the name rule, or a param or tag value that is too long. The message names
+            the limit.
+    """
+    for count, what, limit in (
+        (len(metrics), "metric points", MAX_METRICS_PER_BATCH),
+        (len(params), "params", MAX_PARAMS_PER_BATCH),
+        (len(tags), "tags", MAX_TAGS_PER_BATCH),
+        (len(metrics) + len(params) + len(tags), "metric points, params and tags in all",
+         MAX_ENTITIES_PER_BATCH),
+    ):  # fmt: skip
+        if count > limit:
+            raise InvalidInput(
+                f"{count} {what} in one request; the limit is {limit} "
+                "(split the batch across requests)"
+            )
+    for key, value in params.items():
+        validate_name(key, "param key")
+        validate_param_value(key, value)
+    for key, value in tags.items():
+        validate_name(key, "tag key")
+        validate_tag_value(key, value)
+    for metric in metrics:
+        validate_name(metric.key, "metric key")
+
+
+def split_batch(
+    metrics: Sequence[Metric] = (),
+    params: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[tuple[Sequence[Metric], dict[str, str], dict[str, str]]]:
+    """Cut a batch of any size into ``(metrics, params, tags)`` chunks within the limits.
+
+    Order is kept within each kind: a repeated ``(key, step)`` point lands after the earlier
+    one, so the last one given still wins.
+    """
+    param_items = list((params or {}).items())
+    tag_items = list((tags or {}).items())
+    metric_start = param_start = tag_start = 0
+    while (
+        metric_start < len(metrics) or param_start < len(param_items) or tag_start < len(tag_items)
+    ):
+        chunk_params = param_items[param_start : param_start + MAX_PARAMS_PER_BATCH]
+        chunk_tags = tag_items[tag_start : tag_start + MAX_TAGS_PER_BATCH]
+        room = MAX_ENTITIES_PER_BATCH - len(chunk_params) - len(chunk_tags)
+        chunk_metrics = metrics[metric_start : metric_start + min(room, MAX_METRICS_PER_BATCH)]
+        yield chunk_metrics, dict(chunk_params), dict(chunk_tags)
+        metric_start += len(chunk_metrics)
+        param_start += len(chunk_params)
+        tag_start += len(chunk_tags)

@@ -40,7 +40,7 @@ from pynamodb.exceptions import (
     TransactWriteError,
     UpdateError,
 )
-from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.condition import Condition, size
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -75,7 +75,7 @@ from tracking.stores import dynamodb_schema as schema
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tracking.stores.idempotency_base import IdempotencyRecord
-from tracking.stores.registry_base import AliasWrite
+from tracking.stores.registry_base import AliasWrite, check_tags
 from tracking.stores.store import TrackingStore
 
 _T = TypeVar("_T")
@@ -83,12 +83,18 @@ _T = TypeVar("_T")
 DEFAULT_REGION = "us-east-1"
 #: DynamoDB's limits on one BatchWriteItem and one TransactWriteItems request.
 BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
 TRANSACTION_LIMIT = 100
 #: Re-sends of ``UnprocessedItems`` before a batch gives up with ``StoreUnavailable``. With the
 #: backoff below the worst case per chunk is about 4 s of sleeping.
 UNPROCESSED_RETRY_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 2.0
+#: Our bound on one item, under DynamoDB's 400 KB limit with room to spare. Items that grow
+#: (the tag maps of models and versions) are checked against it before every write.
+MAX_ITEM_BYTES = 350 * 1024
+#: Reads and conditional writes ``_update_tagged`` tries before giving up with ``Conflict``.
+UPDATE_ATTEMPTS = 5
 #: Partition queries ``list_runs`` sends at once to assemble a page of complete runs.
 LIST_RUNS_CONCURRENCY = 8
 #: How long ``initialize`` waits for new tables to become ACTIVE.
@@ -181,6 +187,51 @@ def _resolve_region(region: str | None) -> str:
         return from_env
     configured = botocore.session.get_session().get_config_variable("region")
     return str(configured) if configured else DEFAULT_REGION
+
+
+# -- item size ----------------------------------------------------------------------------------
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    """Bytes of one attribute value by DynamoDB's rules (see "DynamoDB item sizes and formats")."""
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(data.encode())
+    if kind == "N":
+        return _number_size(data)
+    if kind == "B":
+        return len(data)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_size(element) for element in data)
+    if kind == "M":
+        return 3 + sum(1 + len(key.encode()) + _value_size(v) for key, v in data.items())
+    if kind == "SS":
+        return sum(len(element.encode()) for element in data)
+    if kind == "NS":
+        return sum(_number_size(element) for element in data)
+    return sum(len(element) for element in data)  # BS
+
+
+def _number_size(text: str) -> int:
+    mantissa = text.lower().split("e")[0].lstrip("+-").replace(".", "")
+    digits = len(mantissa.strip("0")) or 1
+    return (digits + 1) // 2 + 1
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """The size DynamoDB counts for a serialized item: names plus values, in bytes."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _check_item_size(item: Mapping[str, Mapping[str, Any]], what: str) -> None:
+    found = item_size(item)
+    if found > MAX_ITEM_BYTES:
+        raise InvalidInput(
+            f"{what} would take {found} bytes in DynamoDB; the limit is {MAX_ITEM_BYTES} bytes "
+            "per item (use fewer or shorter tags, metadata or signature entries)"
+        )
 
 
 # -- error translation ------------------------------------------------------------------------
@@ -655,6 +706,7 @@ class DynamoDBMetadataStore(TrackingStore):
             created_at=experiment.created_at,
             tags=experiment.tags,
         )
+        _check_item_size(item.serialize(), f"experiment {name!r}")
         try:
             item.save(condition=model.pk.does_not_exist())
         except PutError as error:
@@ -808,8 +860,9 @@ class DynamoDBMetadataStore(TrackingStore):
                 raise AlreadyExists(f"run {run_id!r} already exists")
         if len(tag_items) > len(first_tags):
             # Rare: more tags than one transaction holds. The run exists now, so write the rest
-            # like any later tags.
-            self.log_batch(run_id, tags=dict(tag_items[len(first_tags) :]))
+            # like later tags, without the per-request limit of ``log_batch`` (tags given to
+            # ``create_run`` are not a log_batch request).
+            self._write_params_and_tags(run_id, {}, dict(tag_items[len(first_tags) :]))
         return run
 
     def _committed_earlier(self, run_id: str, token: str) -> bool:
@@ -927,13 +980,13 @@ class DynamoDBMetadataStore(TrackingStore):
 
     # -- params, tags, metrics -----------------------------------------------------------------
 
-    def log_batch(
+    def _log_batch(
         self,
         run_id: str,
         *,
-        metrics: Sequence[Metric] = (),
-        params: Mapping[str, str] | None = None,
-        tags: Mapping[str, str] | None = None,
+        metrics: Sequence[Metric],
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
     ) -> None:
         """Write params and tags transactionally, then metric points in batches of 25.
 
@@ -942,13 +995,16 @@ class DynamoDBMetadataStore(TrackingStore):
         points then go through BatchWriteItem (``UnprocessedItems`` re-sent with exponential
         backoff), and each key's latest-metric item is replaced only by a newer point.
 
+        The per-request limits were checked by ``MetadataStore.log_batch``: up to 100 params
+        and 100 tags take at most three transactions of 99 writes.
+
         Raises:
             NotFound: no such run (nothing written).
             Conflict: a param already has a different value (nothing written).
             StoreUnavailable: DynamoDB failed; retrying the same batch is safe.
         """
-        params = dict(params or {})
-        tags = dict(tags or {})
+        params = dict(params)
+        tags = dict(tags)
         if params or tags:
             self._write_params_and_tags(run_id, params, tags)
         else:
@@ -966,12 +1022,10 @@ class DynamoDBMetadataStore(TrackingStore):
         chunks = list(_chunks(writes, TRANSACTION_LIMIT - 1))
         if len(chunks) > 1:
             # Several transactions cannot be atomic together: find conflicts before the first.
+            # Only these params are read, not the run's partition: a run with 10,000 params
+            # logged 100 at a time would otherwise read all of them on every call.
             self._require_run(run_id)
-            existing = {
-                item.sk[len(_PARAM) :]: item.value
-                for item in self._query_partition(run_id)
-                if item.sk.startswith(_PARAM)
-            }
+            existing = self._stored_params(run_id, list(params))
             self._raise_param_conflicts(
                 run_id, [key for key, value in params.items() if existing.get(key, value) != value]
             )
@@ -1001,6 +1055,49 @@ class DynamoDBMetadataStore(TrackingStore):
                     if code is not None
                 ],
             )
+
+    def _stored_params(self, run_id: str, keys: Sequence[str]) -> dict[str, str]:
+        """The stored values of these params of a run (missing ones are left out).
+
+        One strongly consistent BatchGetItem per 100 keys; ``UnprocessedKeys`` are re-sent with
+        the same backoff as unprocessed writes (pynamodb's ``batch_get`` re-sends at once).
+
+        Raises:
+            StoreUnavailable: DynamoDB failed, or kept keys unprocessed.
+        """
+        connection = self._models.TrackingItem._get_connection()
+        table_name = schema.tracking_table_name(self.table_prefix)
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(keys), BATCH_GET_LIMIT):
+            pending: list[Any] = [
+                {"pk": {"S": _run_pk(run_id)}, "sk": {"S": _PARAM + key}} for key in chunk
+            ]
+            for attempt in range(UNPROCESSED_RETRY_ATTEMPTS + 1):
+                if attempt:
+                    self._backoff(attempt)
+                with _calling("log batch"):
+                    response = connection.batch_get_item(
+                        pending, consistent_read=True, attributes_to_get=["sk", "value"]
+                    )
+                for raw in (response or {}).get("Responses", {}).get(table_name, []):
+                    found[raw["sk"]["S"][len(_PARAM) :]] = raw["value"]["S"]
+                pending = (
+                    (response or {}).get("UnprocessedKeys", {}).get(table_name, {}).get("Keys", [])
+                )
+                if not pending:
+                    break
+            else:
+                raise StoreUnavailable(
+                    f"DynamoDB left {len(pending)} param reads unprocessed after "
+                    f"{UNPROCESSED_RETRY_ATTEMPTS} retries (throttled); the batch may be retried"
+                )
+        return found
+
+    def _backoff(self, attempt: int) -> None:
+        """Sleep before re-sending unprocessed items: exponential, with equal jitter."""
+        delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+        # Equal jitter: grows exponentially yet spreads concurrent writers apart.
+        self._sleep(delay / 2 + random.uniform(0, delay / 2))
 
     @staticmethod
     def _raise_param_conflicts(run_id: str, keys: Sequence[str]) -> None:
@@ -1036,9 +1133,7 @@ class DynamoDBMetadataStore(TrackingStore):
         pending = items
         for attempt in range(UNPROCESSED_RETRY_ATTEMPTS + 1):
             if attempt:
-                delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-                # Equal jitter: grows exponentially yet spreads concurrent writers apart.
-                self._sleep(delay / 2 + random.uniform(0, delay / 2))
+                self._backoff(attempt)
             with _calling("log metrics"):
                 response = connection.batch_write_item(put_items=pending)
             unprocessed = (response or {}).get("UnprocessedItems", {}).get(table_name, [])
@@ -1237,6 +1332,7 @@ class DynamoDBMetadataStore(TrackingStore):
         Raises:
             Conflict: another registration took this number first (nothing written).
         """
+        check_tags(version.tags, f"model {version.name!r} version {version.version}")
         if version.version != expected_latest + 1:
             raise Conflict(
                 f"model {version.name!r} version {version.version} was taken concurrently"
@@ -1267,7 +1363,9 @@ class DynamoDBMetadataStore(TrackingStore):
                 ],
                 model.latest_version == expected_latest,
             )
-        writes.put("version", _version_item(model, version), model.pk.does_not_exist())
+        version_item = _version_item(model, version)
+        _check_item_size(version_item.serialize(), f"model {version.name!r} version")
+        writes.put("version", version_item, model.pk.does_not_exist())
         writes.put("history", self._history_item(change), model.pk.does_not_exist())
         failed = writes.failed(self._transact("register model version", writes.fill))
         if failed and "history" not in failed:
@@ -1507,24 +1605,22 @@ class DynamoDBMetadataStore(TrackingStore):
         """Set the description and merge ``tags`` key by key in one conditional UpdateItem.
 
         Merging in the update expression (``SET tags.#k = :v``) rather than read-modify-write
-        means two concurrent tag updates never drop each other's keys.
+        means two concurrent tag updates never drop each other's keys. The item is read first
+        so that its size with the merged tags can be checked (see ``_update_tagged``).
 
         Raises:
             NotFound: no such model.
+            InvalidInput: the model item would grow past ``MAX_ITEM_BYTES``.
         """
-        model = self._models.TrackingItem
-        actions = _description_and_tags(model, description, tags)
-        if actions:
-            try:
-                model(_model_pk(name), _MODEL_SK).update(
-                    actions=actions, condition=model.pk.exists()
-                )
-            except UpdateError as error:
-                if _is_conditional_failure(error):
-                    raise NotFound(f"model {name!r} not found") from error
-                raise _unavailable("update model", error) from error
-            except (PynamoDBException, BotoCoreError, ClientError) as error:
-                raise _unavailable("update model", error) from error
+        if _description_and_tags(self._models.TrackingItem, description, tags):
+            self._update_tagged(
+                _model_pk(name),
+                _MODEL_SK,
+                description,
+                tags,
+                what=f"model {name!r}",
+                missing=lambda: NotFound(f"model {name!r} not found"),
+            )
         return self.get_model(name)
 
     def update_version(
@@ -1539,22 +1635,78 @@ class DynamoDBMetadataStore(TrackingStore):
 
         Raises:
             NotFound: no such model or version.
+            InvalidInput: the version item would grow past ``MAX_ITEM_BYTES``.
+        """
+        if not _description_and_tags(self._models.TrackingItem, description, tags):
+            return self.get_version(name, version)
+        item = self._update_tagged(
+            _model_pk(name),
+            _version_sk(version),
+            description,
+            tags,
+            what=f"model {name!r} version {version}",
+            missing=lambda: self._missing_version(name, version),
+        )
+        # UpdateItem answers with the new item (ALL_NEW), so no read follows.
+        return _version_from(item)
+
+    def _update_tagged(
+        self,
+        pk: str,
+        sk: str,
+        description: str | None,
+        tags: Mapping[str, str] | None,
+        *,
+        what: str,
+        missing: Callable[[], TrackingError],
+    ) -> Any:
+        """Merge tags into (and set the description of) a model or version item, bounded.
+
+        Tags merge into a map on the item, so without a bound repeated updates would grow it
+        past DynamoDB's 400 KB item limit (DynamoDB then refuses every later write of the item).
+        The item is read, its size with the change computed by DynamoDB's rules, and the update
+        made only if the tag map still has the size read: tags are never removed, so an
+        unchanged count means an unchanged key set and the size computed holds. A concurrent
+        tag update makes the condition fail, and the check runs again on the new item.
+
+        Raises:
+            InvalidInput: the item would be larger than ``MAX_ITEM_BYTES`` (nothing written).
+            Conflict: other writers kept changing the tags.
+            The error ``missing`` returns: no such item.
         """
         model = self._models.TrackingItem
-        actions = _description_and_tags(model, description, tags)
-        if not actions:
-            return self.get_version(name, version)
-        item = model(_model_pk(name), _version_sk(version))
-        try:
-            # UpdateItem answers with the new item (ALL_NEW), so no read follows.
-            item.update(actions=actions, condition=model.pk.exists())
-        except UpdateError as error:
-            if _is_conditional_failure(error):
-                raise self._missing_version(name, version) from error
-            raise _unavailable("update model version", error) from error
-        except (PynamoDBException, BotoCoreError, ClientError) as error:
-            raise _unavailable("update model version", error) from error
-        return _version_from(item)
+        for _ in range(UPDATE_ATTEMPTS):
+            with _calling("update model"):
+                try:
+                    current: Any = model.get(pk, sk, consistent_read=True)
+                except DoesNotExist:
+                    raise missing() from None
+            stored_tags = dict(current.tags.as_dict()) if current.tags is not None else None
+            merged = {**(stored_tags or {}), **(tags or {})}
+            check_tags(merged, what)
+            current.tags = merged
+            if description is not None:
+                current.description = description
+            _check_item_size(current.serialize(), what)
+            unchanged = (
+                model.tags.does_not_exist()
+                if stored_tags is None
+                else size(model.tags) == len(stored_tags)  # type: ignore[no-untyped-call]
+            )
+            item = model(pk, sk)
+            try:
+                item.update(
+                    actions=_description_and_tags(model, description, tags),
+                    condition=model.pk.exists() & unchanged,
+                )
+            except UpdateError as error:
+                if _is_conditional_failure(error):
+                    continue  # deleted, or tags changed meanwhile: read again
+                raise _unavailable("update model", error) from error
+            except (PynamoDBException, BotoCoreError, ClientError) as error:
+                raise _unavailable("update model", error) from error
+            return item
+        raise Conflict(f"the tags of {what} are being changed concurrently; retry")
 
     # -- idempotency records -----------------------------------------------------------------
 

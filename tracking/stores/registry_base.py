@@ -20,7 +20,30 @@ from tracking.entities import (
     Stage,
     iter_pages,
 )
+from tracking.errors import InvalidInput
 from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+#: What the tags of one model or one version may hold in all (UTF-8 keys plus values), on every
+#: backend: tags merge into one record, which on DynamoDB must stay under its 400 KB item limit
+#: with room for the description, metadata and signature.
+MAX_TAG_BYTES = 128 * 1024
+
+
+def check_tags(tags: Mapping[str, str], what: str) -> None:
+    """Refuse a model's or version's (merged) tags above ``MAX_TAG_BYTES``.
+
+    Raises:
+        InvalidInput: the tags are too large; the message names the limit.
+    """
+    total = sum(
+        len(key.encode(errors="surrogatepass")) + len(value.encode(errors="surrogatepass"))
+        for key, value in tags.items()
+    )
+    if total > MAX_TAG_BYTES:
+        raise InvalidInput(
+            f"the tags of {what} would hold {total} bytes; the limit is {MAX_TAG_BYTES} bytes "
+            "(use fewer or shorter tags)"
+        )
 
 
 @dataclass(frozen=True)
@@ -130,6 +153,7 @@ class RegistryStore(abc.ABC):
 
         Raises:
             NotFound: no such model.
+            InvalidInput: the merged tags break ``MAX_TAG_BYTES`` (nothing written).
         """
 
     @abc.abstractmethod
@@ -145,6 +169,7 @@ class RegistryStore(abc.ABC):
 
         Raises:
             NotFound: no such model or version.
+            InvalidInput: the merged tags break ``MAX_TAG_BYTES`` (nothing written).
         """
 
     # -- conveniences ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Run, RunStatus
-from tracking.errors import AlreadyExists, Conflict, NotFound, StoreUnavailable
+from tracking.errors import AlreadyExists, Conflict, InvalidInput, NotFound, StoreUnavailable
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tracking.stores.idempotency_base import IdempotencyRecord
@@ -27,6 +27,8 @@ from tracking.stores.store import TrackingStore
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
+#: sqlite3 cannot encode a lone surrogate ("\ud800"), which Python strings may hold.
+NOT_UNICODE = "text must be valid Unicode (a lone surrogate cannot be stored or looked up)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -170,6 +172,9 @@ class SQLiteDatabase:
             raise StoreUnavailable(f"SQLite database is unavailable: {exc}") from exc
         try:
             yield conn
+        except UnicodeEncodeError:
+            conn.execute("ROLLBACK")
+            raise InvalidInput(NOT_UNICODE) from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -189,6 +194,8 @@ class SQLiteDatabase:
             raise StoreUnavailable(f"SQLite database is unavailable: {exc}") from exc
         try:
             yield conn
+        except UnicodeEncodeError:
+            raise InvalidInput(NOT_UNICODE) from None
         finally:
             conn.execute("COMMIT")
 
@@ -398,16 +405,15 @@ class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
             artifacts=artifacts,
         )
 
-    def log_batch(
+    def _log_batch(
         self,
         run_id: str,
         *,
-        metrics: Sequence[Metric] = (),
-        params: Mapping[str, str] | None = None,
-        tags: Mapping[str, str] | None = None,
+        metrics: Sequence[Metric],
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
     ) -> None:
-        params = params or {}
-        tags = tags or {}
+        # The limits were checked by ``MetadataStore.log_batch``; one transaction writes all.
         with self.db.write() as conn:
             self._require_run(conn, run_id)
             for key, value in params.items():

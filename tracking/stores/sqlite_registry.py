@@ -21,7 +21,7 @@ from tracking.entities import (
 from tracking.errors import Conflict, NotFound
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from tracking.stores.registry_base import AliasWrite, RegistryStore
+from tracking.stores.registry_base import AliasWrite, RegistryStore, check_tags
 
 REGISTRY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -83,6 +83,7 @@ class SQLiteRegistryMixin(RegistryStore):
     def create_model_version(
         self, version: ModelVersion, *, expected_latest: int, change: AliasChange
     ) -> None:
+        check_tags(version.tags, f"model {version.name!r} version {version.version}")
         with self.db.write() as conn:
             row = conn.execute(
                 "SELECT latest_version FROM models WHERE name = ?", (version.name,)
@@ -263,6 +264,7 @@ class SQLiteRegistryMixin(RegistryStore):
             if row is None:
                 raise NotFound(f"model {name!r} not found")
             merged = json.loads(row["tags"]) | dict(tags or {})
+            check_tags(merged, f"model {name!r}")
             conn.execute(
                 "UPDATE models SET tags = ?, description = COALESCE(?, description) WHERE name = ?",
                 (json.dumps(merged), description, name),
@@ -285,6 +287,7 @@ class SQLiteRegistryMixin(RegistryStore):
             if row is None:
                 raise NotFound(f"model {name!r} has no version {version}")
             merged = json.loads(row["tags"]) | dict(tags or {})
+            check_tags(merged, f"model {name!r} version {version}")
             conn.execute(
                 "UPDATE model_versions SET tags = ?, description = COALESCE(?, description) "
                 "WHERE name = ? AND version = ?",
