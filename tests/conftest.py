@@ -57,3 +57,31 @@ def _check_every_response() -> None:
 
 
 _check_every_response()
+
+
+# -- item 12's count: how many bodies were checked, summed over pytest-xdist workers ---------
+_HYGIENE_TOTAL = "hygiene_bodies"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.hygiene import CHECKED
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the count to the controller
+        workeroutput[_HYGIENE_TOTAL] = CHECKED.bodies
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    from tests.hygiene import CHECKED
+
+    # Only the xdist controller gets here: add each worker's count to its own.
+    CHECKED.add(int(getattr(node, "workeroutput", {}).get(_HYGIENE_TOTAL, 0)))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.hygiene import CHECKED
+
+    terminalreporter.write_line(
+        f"error hygiene: {CHECKED.bodies} response bodies checked (tests/hygiene.py); "
+        "any leak fails its test"
+    )

@@ -34,9 +34,9 @@ class _Counter:
         self._lock = threading.Lock()
         self.bodies = 0
 
-    def add(self) -> None:
+    def add(self, count: int = 1) -> None:
         with self._lock:
-            self.bodies += 1
+            self.bodies += count
 
 
 CHECKED = _Counter()
