@@ -1,8 +1,12 @@
 """API keys: ``X-API-Key`` checked against configured SHA-256 hashes, with scopes.
 
-Auth is global: one dependency on the app runs for every route and reads the scope the route
-declares in its OpenAPI extras (``requires("read")``). A route that declares nothing is refused
-(fail closed), and a test walks ``app.routes`` so that such a route never ships.
+Auth is part of every route: ``AuthRoute`` (the route class of the app and of every router)
+wraps each route's handler with a check of the scope the route declares in its OpenAPI extras
+(``requires("read")``), read once when the route is built. A route that declares nothing is
+refused (fail closed), and a test walks ``app.routes`` so that such a route never ships.
+
+A route class rather than a global dependency: FastAPI solves a dependency on every request,
+which cost the prediction routes more than the check itself (bench/serving_bench.py).
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 
 from functions.api.errors import ApiError
 from functions.api.settings import ApiKeySpec, ApiSettings
@@ -92,23 +98,15 @@ def load_keys(settings: ApiSettings) -> KeyRing:
     return KeyRing(tuple(specs))
 
 
-def route_scope(request: Request) -> str | None:
-    route = request.scope.get("route")
+def declared_scope(route: object) -> str | None:
+    """The scope a route declares (``requires``/``OPEN_ROUTE``), or ``None``."""
     extra = getattr(route, "openapi_extra", None) or {}
     scope = extra.get(SCOPE_KEY)
     return scope if isinstance(scope, str) else None
 
 
-async def authorize(request: Request) -> Principal | None:
-    """The global dependency: 401 without a valid key, 403 without the route's scope.
-
-    The header is read here rather than through ``Security(APIKeyHeader)``: a sub-dependency is
-    another round of dependency solving on every request. The docs still show the scheme (see
-    ``document_security``).
-    """
-    scope = route_scope(request)
-    if scope == OPEN:
-        return None
+def authorize(request: Request, scope: str | None) -> Principal:
+    """401 without a valid key, 403 without ``scope`` (``None``: a route that declared none)."""
     keyring: KeyRing = request.app.state.keyring
     principal = keyring.authenticate(request.headers.get(API_KEY_NAME))
     if principal is None:
@@ -122,6 +120,25 @@ async def authorize(request: Request) -> Principal | None:
     return principal
 
 
-def current_principal(request: Request) -> Principal:
+_Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class AuthRoute(APIRoute):
+    """An API route whose handler checks the caller's key for the route's declared scope."""
+
+    def get_route_handler(self) -> _Handler:
+        handler = super().get_route_handler()
+        scope = declared_scope(self)
+        if scope == OPEN:
+            return handler
+
+        async def authorized_handler(request: Request) -> Response:
+            authorize(request, scope)
+            return await handler(request)
+
+        return authorized_handler
+
+
+async def current_principal(request: Request) -> Principal:
     principal: Principal = request.state.principal
     return principal

@@ -16,11 +16,11 @@ import time
 import warnings
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
 from functions.api import errors
-from functions.api.auth import authorize, document_security, load_keys
+from functions.api.auth import AuthRoute, document_security, load_keys
 from functions.api.model_cache import ModelCache
 from functions.api.observability import (
     METRICS,
@@ -65,8 +65,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # A path that only misses its route by a trailing slash is a 404, not a redirect built
         # from the request's Host header.
         redirect_slashes=False,
-        dependencies=[Depends(authorize)],
     )
+    # Routes added to the app itself get auth too (the routers declare AuthRoute themselves).
+    app.router.route_class = AuthRoute
     _document_security(app)
     configure_request_log()
     app.state.settings = settings
@@ -98,7 +99,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
 
 def _document_security(app: FastAPI) -> None:
-    """Show the key scheme in the schema (auth reads the header itself; see ``authorize``)."""
+    """Show the key scheme in the schema (``AuthRoute`` reads the header itself)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:

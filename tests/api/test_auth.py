@@ -8,7 +8,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
-from functions.api.auth import OPEN, SCOPE_KEY
+from functions.api.auth import OPEN, SCOPE_KEY, AuthRoute, requires
 from tests.api.conftest import ADMIN, KEYS, READER, SCORER
 
 OPEN_PATHS = {"/health", "/ready"}
@@ -31,6 +31,8 @@ def api_routes(client: TestClient) -> list[tuple[str, str, str]]:
         route = context.original_route
         if not isinstance(route, APIRoute):
             continue
+        # Auth lives in the route class: a plain APIRoute would answer without any key check.
+        assert isinstance(route, AuthRoute), f"{context.path} is not an AuthRoute"
         scope = (route.openapi_extra or {}).get(SCOPE_KEY)
         path = re.sub(r"\{version\}", "1", str(context.path))
         path = re.sub(r"\{(name|key)\}", "churn", path)
@@ -79,6 +81,29 @@ def test_no_valid_key_is_401_everywhere_but_the_open_routes(
             assert status == 401, (method, path, status)
             checked += 1
     assert checked >= 12
+
+
+def test_a_route_added_to_the_app_itself_is_checked_and_fails_closed(
+    trained,
+    app_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    app = app_factory()
+
+    @app.get("/undeclared")
+    def undeclared() -> dict[str, str]:
+        return {"reached": "yes"}
+
+    @app.get("/reader-only", openapi_extra=requires("read"))
+    def reader_only() -> dict[str, str]:
+        return {"reached": "yes"}
+
+    client = TestClient(app)
+    assert client.get("/undeclared").status_code == 401
+    # A valid key with every scope still cannot reach a route that declares none.
+    assert client.get("/undeclared", headers=ADMIN).status_code == 403
+    assert client.get("/reader-only").status_code == 401
+    assert client.get("/reader-only", headers=SCORER).status_code == 403
+    assert client.get("/reader-only", headers=READER).json() == {"reached": "yes"}
 
 
 def test_key_in_the_query_string_is_refused(ro_client: TestClient) -> None:

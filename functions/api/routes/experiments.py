@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from functions.api.auth import requires
+from functions.api.auth import AuthRoute, requires
 from functions.api.deps import LoggerDep
 from functions.api.schemas import Decimal, MaxResults, NamePath, PageToken, RunIdPath
 from functions.api.views import RunView
 from tracking import Experiment, Metric, Page
 
-router = APIRouter(tags=["experiments"])
+router = APIRouter(route_class=AuthRoute, tags=["experiments"])
 
 
 @router.get("/experiments", response_model=Page[Experiment], openapi_extra=requires("read"))

@@ -7,12 +7,12 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from functions.api.auth import OPEN_ROUTE, requires
+from functions.api.auth import OPEN_ROUTE, AuthRoute, requires
 from functions.api.deps import CacheDep
 from functions.api.observability import prometheus_text
 from functions.api.schemas import HealthResponse, ReadyResponse, error_responses
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=AuthRoute, tags=["operations"])
 
 # These routes only read memory, so they are coroutines: a plain ``def`` route waits for a
 # thread-pool slot, which under load made /health ~4x slower than /predict (make load).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from functions.api.auth import requires
+from functions.api.auth import AuthRoute, requires
 from functions.api.deps import PrincipalDep, RegistryDep
 from functions.api.idempotency import IdempotencyKey, run_once
 from functions.api.schemas import (
@@ -19,7 +19,7 @@ from functions.api.views import version_view
 from tracking import Page, RegisteredModel
 from tracking.entities import AliasChange, ModelVersionInfo
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(route_class=AuthRoute, prefix="/models", tags=["models"])
 
 
 @router.get("", response_model=Page[RegisteredModel], openapi_extra=requires("read"))

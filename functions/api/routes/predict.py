@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from functions.api.auth import requires
+from functions.api.auth import AuthRoute, requires
 from functions.api.errors import ApiError
 from functions.api.model_cache import ModelCache
 from functions.api.observability import lambda_configured, metrics, prediction_counter
@@ -31,7 +31,7 @@ from models.churn.features import ChurnFeatures
 from models.churn.predictor import ChurnPrediction
 from tracking.validation import NAME_PATTERN
 
-router = APIRouter(prefix="/predict", tags=["predict"])
+router = APIRouter(route_class=AuthRoute, prefix="/predict", tags=["predict"])
 
 MAX_VERSION = 10**9
 _VERSION = re.compile(r"^[0-9]{1,10}$")
