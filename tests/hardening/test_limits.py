@@ -44,6 +44,7 @@ from tracking.entities import (
     ModelVersion,
 )
 from tracking.registry import MAX_METADATA_BYTES
+from tracking.stores.dynamodb import item_size
 from tracking.stores.registry_base import MAX_TAG_BYTES
 from tracking.validation import MAX_PARAM_VALUE, MAX_TAG_VALUE
 
@@ -57,51 +58,17 @@ WIDE = "\U0001d11e"
 LONG_NAME = "n" * 128
 
 
-# -- DynamoDB's item size, computed here from the documented rules -----------------------------
+# -- DynamoDB's item size: the store's own ``item_size``, pinned to the documented rules ---------
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
 
 
-def _number_bytes(text: str) -> int:
-    # 1 byte per two significant digits (leading and trailing zeroes trimmed), plus 1.
-    digits = text.lower().split("e")[0].lstrip("+-").replace(".", "").strip("0")
-    return (max(len(digits), 1) + 1) // 2 + 1
-
-
-def _value_bytes(value: Mapping[str, Any]) -> int:
-    ((kind, data),) = value.items()
-    if kind == "S":
-        return len(data.encode("utf-8"))
-    if kind == "N":
-        return _number_bytes(data)
-    if kind == "B":
-        return len(data)  # boto3 hands back the raw bytes; their length counts
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "L":  # 3 bytes, plus 1 per element
-        return 3 + sum(1 + _value_bytes(element) for element in data)
-    if kind == "M":
-        return 3 + sum(1 + len(name.encode()) + _value_bytes(v) for name, v in data.items())
-    if kind == "SS":
-        return sum(len(element.encode()) for element in data)
-    if kind == "NS":
-        return sum(_number_bytes(element) for element in data)
-    if kind == "BS":
-        return sum(len(element) for element in data)
-    raise AssertionError(f"unknown DynamoDB type {kind}")
-
-
-def dynamodb_item_bytes(item: Mapping[str, Mapping[str, Any]]) -> int:
-    """Attribute names plus values, in bytes, as DynamoDB counts an item against 400 KB."""
-    return sum(len(name.encode("utf-8")) + _value_bytes(value) for name, value in item.items())
-
-
 def test_item_size_rules() -> None:
-    assert dynamodb_item_bytes({"pk": {"S": "abc"}}) == 5
-    assert dynamodb_item_bytes({"n": {"N": "12345"}}) == 1 + 4  # 5 digits: 3 bytes + 1
-    assert dynamodb_item_bytes({"n": {"N": "-0.00100"}}) == 1 + 2
-    assert dynamodb_item_bytes({"s": {"S": WIDE}}) == 1 + 4
-    assert dynamodb_item_bytes({"m": {"M": {"k": {"S": "v"}}}}) == 1 + 3 + 1 + 1 + 1
-    assert dynamodb_item_bytes({"l": {"L": [{"N": "1"}, {"N": "2"}]}}) == 1 + 3 + 2 * (1 + 2)
+    assert item_size({"pk": {"S": "abc"}}) == 5
+    assert item_size({"n": {"N": "12345"}}) == 1 + 4  # 5 digits: 3 bytes + 1
+    assert item_size({"n": {"N": "-0.00100"}}) == 1 + 2
+    assert item_size({"s": {"S": WIDE}}) == 1 + 4
+    assert item_size({"m": {"M": {"k": {"S": "v"}}}}) == 1 + 3 + 1 + 1 + 1
+    assert item_size({"l": {"L": [{"N": "1"}, {"N": "2"}]}}) == 1 + 3 + 2 * (1 + 2)
 
 
 @dataclass
@@ -129,7 +96,7 @@ def scan_items(prefix: str) -> Scan:
         for page in client.get_paginator("scan").paginate(TableName=table):
             for item in page["Items"]:
                 tables[table] += 1
-                size = dynamodb_item_bytes(item)
+                size = item_size(item)
                 if size > biggest:
                     key: dict[str, Any] = {
                         name: item[name] for name in ("pk", "sk", "step") if name in item
