@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from tracking.artifacts.base import ArtifactStore
 from tracking.config import TrackingConfig
 from tracking.errors import InvalidInput
-from tracking.stores.store import TrackingStore
+from tracking.stores.ports.store import TrackingStore
 
 
 def sqlite_path(uri: str) -> Path:
@@ -29,16 +29,16 @@ def build_metadata_store(uri: str) -> TrackingStore:
     """
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme == "sqlite":
-        from tracking.stores.sqlite import SQLiteMetadataStore
+        from tracking.stores.sqlite import SQLiteStore
 
-        return SQLiteMetadataStore(sqlite_path(uri))
+        return SQLiteStore(sqlite_path(uri))
     if scheme == "dynamodb":
-        from tracking.stores.dynamodb import DynamoDBMetadataStore
+        from tracking.stores.dynamodb import DynamoDBStore
 
         prefix = uri[len("dynamodb://") :].strip("/")
         if not prefix:
             raise InvalidInput("TRACKING_URI dynamodb://<table-prefix> needs a table prefix")
-        return DynamoDBMetadataStore(prefix)
+        return DynamoDBStore(prefix)
     raise InvalidInput(
         f"unsupported TRACKING_URI {uri!r}: use sqlite:///<path> or dynamodb://<table-prefix>"
     )

@@ -97,7 +97,12 @@ class RunInfo(_Frozen):
         return {key: metric.value for key, metric in self.metrics.items()}
 
 
-class Run(RunInfo):
+class RunRecord(RunInfo):
+    """A run as stored: its info plus dataset versions and artifact records.
+
+    The active run a training script holds is ``tracking.Run`` (``tracking.logger.Run``).
+    """
+
     datasets: dict[str, Dataset] = Field(default_factory=dict)
     artifacts: dict[str, Artifact] = Field(default_factory=dict)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
@@ -22,14 +21,14 @@ from typing import Self
 
 from tracking.artifacts.base import ArtifactStore, DatasetDigest
 from tracking.backends import build_stores
+from tracking.clock import now_ms
 from tracking.config import TrackingConfig, load_config
 from tracking.datasets import describe_dataset
-from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunStatus
-from tracking.entities import Run as RunRecord
+from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
 from tracking.errors import Conflict, InvalidInput, TrackingError
 from tracking.search import parse_filter, parse_order_by, sort_runs
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
-from tracking.stores.base import (
+from tracking.stores.ports.metadata import (
     DEFAULT_PAGE_SIZE,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
@@ -49,10 +48,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BUFFER_SIZE = 500
 MAX_SEARCH_RESULTS = 1000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _artifact_file(name: str, path: str | os.PathLike[str]) -> Path:

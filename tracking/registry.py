@@ -28,6 +28,7 @@ from typing import Any
 
 from tracking.artifacts.base import ArtifactStore
 from tracking.backends import build_stores
+from tracking.clock import now_ms
 from tracking.config import TrackingConfig, load_config
 from tracking.entities import (
     PICKLE_FLAVORS,
@@ -44,9 +45,9 @@ from tracking.entities import (
 )
 from tracking.errors import Conflict, InvalidInput, NotFound
 from tracking.flavors import check_xgboost_artifact, load_model, parse_flavor
-from tracking.stores.base import DEFAULT_PAGE_SIZE
-from tracking.stores.registry_base import AliasWrite, check_tags
-from tracking.stores.store import TrackingStore
+from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE
+from tracking.stores.ports.registry import AliasWrite, check_tags
+from tracking.stores.ports.store import TrackingStore
 from tracking.validation import validate_name, validate_tags
 
 PRODUCTION, STAGING = RESERVED_ALIASES
@@ -58,10 +59,6 @@ MAX_REASON = 1000
 #: A version's free-form metadata, as JSON. With the tag bound (``MAX_TAG_BYTES``) this keeps a
 #: version's record well inside DynamoDB's item limit on every backend.
 MAX_METADATA_BYTES = 64 * 1024
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _default_actor() -> str:
@@ -215,7 +212,7 @@ class ModelRegistry:
                 latest = self.store.get_model(name).latest_version
             except NotFound:
                 latest = 0
-            now = _now_ms()
+            now = now_ms()
             version = ModelVersion(
                 name=name,
                 version=latest + 1,
@@ -430,7 +427,7 @@ class ModelRegistry:
             from_version=None if current is None else current.version,
             to_version=number,
             actor=self._actor_for(actor),
-            timestamp=_now_ms(),
+            timestamp=now_ms(),
             reason=reason,
             change_id=uuid.uuid4().hex,
         )

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-from tracking.entities import Run
+from tracking.entities import RunRecord
 from tracking.errors import InvalidInput
 
 _TOKEN = re.compile(
@@ -53,7 +53,7 @@ class Field:
     kind: str  # metrics | params | tags | attributes
     key: str
 
-    def value(self, run: Run) -> str | float | None:
+    def value(self, run: RunRecord) -> str | float | None:
         if self.kind == "metrics":
             metric = run.metrics.get(self.key)
             return None if metric is None else metric.value
@@ -73,7 +73,7 @@ class Comparison:
     op: str
     literal: str | float
 
-    def __call__(self, run: Run) -> bool:
+    def __call__(self, run: RunRecord) -> bool:
         actual = self.field.value(run)
         if actual is None:
             return False
@@ -90,7 +90,7 @@ class BoolOp:
     op: str  # and | or
     parts: tuple[Predicate, ...]
 
-    def __call__(self, run: Run) -> bool:
+    def __call__(self, run: RunRecord) -> bool:
         if self.op == "and":
             return all(part(run) for part in self.parts)
         return any(part(run) for part in self.parts)
@@ -273,7 +273,7 @@ def parse_order_by(clauses: Sequence[str] | None) -> list[OrderKey]:
     return keys
 
 
-def sort_runs(runs: list[Run], keys: Sequence[OrderKey]) -> list[Run]:
+def sort_runs(runs: list[RunRecord], keys: Sequence[OrderKey]) -> list[RunRecord]:
     """Stable multi-key sort; runs missing a key come last whatever the direction."""
     ordered = list(runs)
     for key in reversed(keys):

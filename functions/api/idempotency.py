@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from functions.api.auth import Principal
 from functions.api.errors import ApiError, error_response, public_message, status_for
 from tracking.errors import TrackingError
-from tracking.stores.idempotency_base import IdempotencyStore
+from tracking.stores.ports.idempotency import IdempotencyStore
 from tracking.validation import NAME_PATTERN
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tracking.stores.dynamodb_schema import metrics_table_name, tracking_table_name
+from tracking.stores.dynamodb.schema import metrics_table_name, tracking_table_name
 
 REDACTED = "<redacted>"
 _LOCATION = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\barn:)[^\s'\"]*", re.IGNORECASE)

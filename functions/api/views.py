@@ -14,8 +14,8 @@ from tracking.entities import (
     DatasetInfo,
     ModelVersion,
     ModelVersionInfo,
-    Run,
     RunInfo,
+    RunRecord,
 )
 
 _RUN_LOCATIONS = {"datasets": {"__all__": {"uri"}}, "artifacts": {"__all__": {"uri"}}}
@@ -28,7 +28,7 @@ class RunView(RunInfo):
     artifacts: dict[str, ArtifactInfo] = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, run: Run) -> RunView:
+    def of(cls, run: RunRecord) -> RunView:
         return cls.model_validate(run.model_dump(exclude=_RUN_LOCATIONS))
 
 

@@ -23,7 +23,7 @@ import pytest
 from tracking.artifacts.base import ArtifactStore
 from tracking.backends import build_stores
 from tracking.config import TrackingConfig, load_config
-from tracking.stores.base import MetadataStore
+from tracking.stores.ports.metadata import MetadataStore
 
 BACKENDS = ["sqlite", "moto", "moto_server"]
 #: Threads racing on conditional writes: SQLite, and moto in-process with its request handling

@@ -191,7 +191,7 @@ def _swallow(request: AWSPreparedRequest) -> None:
 
 
 def dynamodb_clients(store: Any) -> list[Any]:
-    """The botocore clients of a ``DynamoDBMetadataStore`` (one per pynamodb model class)."""
+    """The botocore clients of a ``DynamoDBStore`` (one per pynamodb model class)."""
     models = store._models
     return [
         model._get_connection().connection.client

@@ -5,8 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.contract.conftest import RACE_BACKENDS, Backend
-from tracking.stores.idempotency_base import IdempotencyRecord
-from tracking.stores.store import TrackingStore
+from tracking.stores.ports.idempotency import IdempotencyRecord
+from tracking.stores.ports.store import TrackingStore
 
 NOW = 1_800_000_000
 LATER = NOW + 86_400

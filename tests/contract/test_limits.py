@@ -15,8 +15,8 @@ import pytest
 from tests.contract.conftest import Backend
 from tests.contract.helpers import snapshot
 from tracking import Conflict, ExperimentLogger, InvalidInput
-from tracking.entities import Metric, Run
-from tracking.stores.base import (
+from tracking.entities import Metric, RunRecord
+from tracking.stores.ports.metadata import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
@@ -26,7 +26,7 @@ from tracking.stores.base import (
 from tracking.validation import MAX_PARAM_VALUE, MAX_TAG_VALUE
 
 
-def _run(backend: Backend) -> Run:
+def _run(backend: Backend) -> RunRecord:
     """A run that already holds a param, a tag and a metric, so a snapshot has content."""
     store = backend.metadata
     run = store.create_run(

@@ -10,7 +10,7 @@ import pytest
 from tests.contract.conftest import RACE_BACKENDS, Backend
 from tracking.entities import Artifact, Dataset, Metric, RunStatus
 from tracking.errors import AlreadyExists, Conflict, InvalidInput, NotFound
-from tracking.stores.base import split_batch
+from tracking.stores.ports.metadata import split_batch
 
 
 def _run(backend: Backend, experiment: str = "exp", start_time: int = 1000, **kwargs: object):

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from functions.api.settings import ApiSettings
-from tracking.stores.dynamodb_schema import table_definitions
+from tracking.stores.dynamodb.schema import table_definitions
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

@@ -44,8 +44,8 @@ from tracking.entities import (
     ModelVersion,
 )
 from tracking.registry import MAX_METADATA_BYTES
-from tracking.stores.dynamodb import item_size
-from tracking.stores.registry_base import MAX_TAG_BYTES
+from tracking.stores.dynamodb.writes import item_size
+from tracking.stores.ports.registry import MAX_TAG_BYTES
 from tracking.validation import MAX_PARAM_VALUE, MAX_TAG_VALUE
 
 PARAMS = 10_000

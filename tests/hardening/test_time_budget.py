@@ -29,7 +29,7 @@ from functions.api.settings import ApiSettings
 from tests.deploy.test_template import TEMPLATE, CloudFormationLoader
 from tracking.artifacts.s3 import S3ArtifactStore
 from tracking.backends import build_artifact_store, build_metadata_store
-from tracking.stores.dynamodb import DynamoDBMetadataStore
+from tracking.stores.dynamodb import DynamoDBStore
 
 API_GATEWAY_LIMIT_SECONDS = 29.0
 MAX_CONNECT_SECONDS = 2.0
@@ -97,7 +97,7 @@ def assert_within_budget(client: Any) -> dict[str, Any]:
     return figures
 
 
-def dynamodb_clients(store: DynamoDBMetadataStore) -> Iterator[Any]:
+def dynamodb_clients(store: DynamoDBStore) -> Iterator[Any]:
     """The botocore client of every pynamodb model class the store built."""
     for model in (store._models.TrackingItem, store._models.MetricPoint):
         yield model._get_connection().connection.client
@@ -105,7 +105,7 @@ def dynamodb_clients(store: DynamoDBMetadataStore) -> Iterator[Any]:
 
 def test_dynamodb_store_clients_are_bounded() -> None:
     store = build_metadata_store("dynamodb://budget")
-    assert isinstance(store, DynamoDBMetadataStore)
+    assert isinstance(store, DynamoDBStore)
     clients = list(dynamodb_clients(store))
     # Transactions and table creation use the tracking model's connection, checked above.
     assert store._connection().client is clients[0]
@@ -130,7 +130,7 @@ def test_the_api_builds_bounded_clients() -> None:
         API_KEYS="[]",
     )
     registry = create_app(settings).state.registry
-    assert isinstance(registry.store, DynamoDBMetadataStore)
+    assert isinstance(registry.store, DynamoDBStore)
     assert isinstance(registry.artifacts, S3ArtifactStore)
     for client in [*dynamodb_clients(registry.store), registry.artifacts.client]:
         assert_within_budget(client)

@@ -38,10 +38,11 @@ from tracking.entities import (
 )
 from tracking.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from tracking.registry import ModelRegistry
-from tracking.stores import dynamodb_schema
 from tracking.stores._tokens import encode_token
-from tracking.stores.dynamodb import UNPROCESSED_RETRY_ATTEMPTS, DynamoDBMetadataStore
-from tracking.stores.registry_base import AliasWrite
+from tracking.stores.dynamodb import DynamoDBStore
+from tracking.stores.dynamodb import schema as dynamodb_schema
+from tracking.stores.dynamodb.writes import UNPROCESSED_RETRY_ATTEMPTS
+from tracking.stores.ports.registry import AliasWrite
 
 PREFIX = "unit"
 Handler = Callable[[str, dict[str, Any]], dict[str, Any] | None]
@@ -78,9 +79,9 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Api:
 
 
 @pytest.fixture
-def store() -> Iterator[DynamoDBMetadataStore]:
+def store() -> Iterator[DynamoDBStore]:
     with mock_aws():
-        metadata = DynamoDBMetadataStore(PREFIX)
+        metadata = DynamoDBStore(PREFIX)
         metadata.initialize()
         metadata._sleep = lambda _seconds: None
         try:
@@ -89,7 +90,7 @@ def store() -> Iterator[DynamoDBMetadataStore]:
             metadata.close()
 
 
-def _run(store: DynamoDBMetadataStore, run_id: str = "run1", start_time: int = 1000) -> Experiment:
+def _run(store: DynamoDBStore, run_id: str = "run1", start_time: int = 1000) -> Experiment:
     experiment = store.get_or_create_experiment("exp")
     store.create_run(
         experiment=experiment,
@@ -125,36 +126,36 @@ def test_import_and_construction_create_no_client(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(BaseClient, "__init__", counting)
     monkeypatch.delitem(sys.modules, "tracking.stores.dynamodb")
     module = importlib.import_module("tracking.stores.dynamodb")
-    module.DynamoDBMetadataStore("lazy")
+    module.DynamoDBStore("lazy")
     assert created == []
 
 
 def test_invalid_prefix_is_invalid_input() -> None:
     with pytest.raises(InvalidInput):
-        DynamoDBMetadataStore("bad prefix/with space")
+        DynamoDBStore("bad prefix/with space")
 
 
 def test_region_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert DynamoDBMetadataStore("p", region="eu-west-3").region == "eu-west-3"
+    assert DynamoDBStore("p", region="eu-west-3").region == "eu-west-3"
     monkeypatch.setenv("AWS_REGION", "eu-central-1")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
-    assert DynamoDBMetadataStore("p").region == "eu-central-1"
+    assert DynamoDBStore("p").region == "eu-central-1"
     monkeypatch.delenv("AWS_REGION")
-    assert DynamoDBMetadataStore("p").region == "us-west-2"
+    assert DynamoDBStore("p").region == "us-west-2"
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    assert DynamoDBMetadataStore("p").region == "us-east-1"
+    assert DynamoDBStore("p").region == "us-east-1"
 
 
 def test_endpoint_from_environment_and_bounded_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-    client = DynamoDBMetadataStore("p")._connection().client
+    client = DynamoDBStore("p")._connection().client
     assert client.meta.endpoint_url == "http://127.0.0.1:4566"
     assert client.meta.config.connect_timeout == 2
     assert client.meta.config.read_timeout == 5
     assert client.meta.config.retries["total_max_attempts"] == 3
 
-    explicit = DynamoDBMetadataStore("p", host="http://localhost:8000")._connection().client
+    explicit = DynamoDBStore("p", host="http://localhost:8000")._connection().client
     assert explicit.meta.endpoint_url == "http://localhost:8000"
 
 
@@ -177,7 +178,7 @@ def test_table_definitions_are_create_table_parameters() -> None:
 
 def test_initialize_creates_declared_tables_once(api: Api) -> None:
     with mock_aws():
-        store = DynamoDBMetadataStore(PREFIX)
+        store = DynamoDBStore(PREFIX)
         store.initialize()
         store.initialize()
         assert api.operations().count("CreateTable") == 2
@@ -202,12 +203,12 @@ def test_initialize_refuses_a_table_with_another_key_schema() -> None:
             BillingMode="PAY_PER_REQUEST",
         )
         with pytest.raises(StoreUnavailable, match="key schema"):
-            DynamoDBMetadataStore(PREFIX).initialize()
+            DynamoDBStore(PREFIX).initialize()
 
 
 def test_requests_never_create_tables() -> None:
     with mock_aws():
-        store = DynamoDBMetadataStore(PREFIX)
+        store = DynamoDBStore(PREFIX)
         with pytest.raises(StoreUnavailable, match="tracking init"):
             store.create_experiment("exp")
         assert boto3.client("dynamodb").list_tables()["TableNames"] == []
@@ -216,7 +217,7 @@ def test_requests_never_create_tables() -> None:
 # -- request shapes ---------------------------------------------------------------------------
 
 
-def test_no_scan_on_any_path(store: DynamoDBMetadataStore, api: Api) -> None:
+def test_no_scan_on_any_path(store: DynamoDBStore, api: Api) -> None:
     experiment = _run(store)
     store.create_run(
         experiment=experiment,
@@ -248,7 +249,7 @@ def test_no_scan_on_any_path(store: DynamoDBMetadataStore, api: Api) -> None:
     assert {"Query", "BatchWriteItem", "TransactWriteItems"} <= set(api.operations())
 
 
-def test_metric_points_go_in_batches_of_25(store: DynamoDBMetadataStore, api: Api) -> None:
+def test_metric_points_go_in_batches_of_25(store: DynamoDBStore, api: Api) -> None:
     _run(store)
     api.calls.clear()
     store.log_batch(
@@ -263,7 +264,7 @@ def test_metric_points_go_in_batches_of_25(store: DynamoDBMetadataStore, api: Ap
     assert len(list(store.iter_metric_history("run1", "m"))) == 1000
 
 
-def test_repeated_point_in_one_batch_is_written_once(store: DynamoDBMetadataStore) -> None:
+def test_repeated_point_in_one_batch_is_written_once(store: DynamoDBStore) -> None:
     _run(store)
     store.log_batch(
         "run1",
@@ -277,7 +278,7 @@ def test_repeated_point_in_one_batch_is_written_once(store: DynamoDBMetadataStor
     assert store.get_run("run1").metrics["m"].value == 2.0
 
 
-def test_unprocessed_items_are_resent_with_backoff(store: DynamoDBMetadataStore, api: Api) -> None:
+def test_unprocessed_items_are_resent_with_backoff(store: DynamoDBStore, api: Api) -> None:
     _run(store)
     throttled = {"left": 3}
     table = f"{PREFIX}-metrics"
@@ -306,7 +307,7 @@ def test_unprocessed_items_are_resent_with_backoff(store: DynamoDBMetadataStore,
         assert ceiling / 2 <= slept <= ceiling
 
 
-def test_unprocessed_items_never_dropped_silently(store: DynamoDBMetadataStore, api: Api) -> None:
+def test_unprocessed_items_never_dropped_silently(store: DynamoDBStore, api: Api) -> None:
     _run(store)
     table = f"{PREFIX}-metrics"
 
@@ -324,7 +325,7 @@ def test_unprocessed_items_never_dropped_silently(store: DynamoDBMetadataStore, 
     assert "Traceback" not in str(raised.value)
 
 
-def test_items_stay_small(store: DynamoDBMetadataStore) -> None:
+def test_items_stay_small(store: DynamoDBStore) -> None:
     _run(store)
     for start in range(0, 300, 100):
         store.log_batch("run1", params={f"p{i:03d}": "x" * 200 for i in range(start, start + 100)})
@@ -347,7 +348,7 @@ def test_items_stay_small(store: DynamoDBMetadataStore) -> None:
 # -- params and conflicts -----------------------------------------------------------------------
 
 
-def test_conflict_in_a_large_batch_writes_nothing(store: DynamoDBMetadataStore) -> None:
+def test_conflict_in_a_large_batch_writes_nothing(store: DynamoDBStore) -> None:
     _run(store)
     store.log_param("run1", "p050", "old")
     params = {f"p{i:03d}": "v" for i in range(100)}
@@ -366,7 +367,7 @@ def test_conflict_in_a_large_batch_writes_nothing(store: DynamoDBMetadataStore) 
     assert store.get_metric_history("run1", "m").items == []
 
 
-def test_large_batch_with_same_values_is_a_no_op_rewrite(store: DynamoDBMetadataStore) -> None:
+def test_large_batch_with_same_values_is_a_no_op_rewrite(store: DynamoDBStore) -> None:
     _run(store)
     params = {f"p{i:03d}": str(i) for i in range(100)}
     tags = {f"t{i:03d}": "x" for i in range(100)}
@@ -377,7 +378,7 @@ def test_large_batch_with_same_values_is_a_no_op_rewrite(store: DynamoDBMetadata
     assert run.tags == tags
 
 
-def test_older_point_does_not_replace_latest(store: DynamoDBMetadataStore) -> None:
+def test_older_point_does_not_replace_latest(store: DynamoDBStore) -> None:
     _run(store)
     store.log_metric("run1", Metric(key="m", value=0.1, step=10, timestamp=5))
     store.log_metric("run1", Metric(key="m", value=0.9, step=9, timestamp=99))
@@ -385,7 +386,7 @@ def test_older_point_does_not_replace_latest(store: DynamoDBMetadataStore) -> No
     assert store.get_run("run1").metrics["m"] == Metric(key="m", value=0.1, step=10, timestamp=5)
 
 
-def test_metric_values_round_trip_exactly(store: DynamoDBMetadataStore) -> None:
+def test_metric_values_round_trip_exactly(store: DynamoDBStore) -> None:
     _run(store)
     values = [0.1 + 0.2, 1e-300, 1.7976931348623157e308, -0.0, 123456789.123456789]
     store.log_batch(
@@ -398,7 +399,7 @@ def test_metric_values_round_trip_exactly(store: DynamoDBMetadataStore) -> None:
 # -- pagination ---------------------------------------------------------------------------------
 
 
-def test_exact_pages_end_with_no_token(store: DynamoDBMetadataStore) -> None:
+def test_exact_pages_end_with_no_token(store: DynamoDBStore) -> None:
     for name in ("a", "b", "c", "d"):
         store.create_experiment(name)
     first = store.list_experiments(2)
@@ -407,7 +408,7 @@ def test_exact_pages_end_with_no_token(store: DynamoDBMetadataStore) -> None:
     assert second.next_token is None
 
 
-def test_runs_with_equal_start_time_page_by_run_id(store: DynamoDBMetadataStore) -> None:
+def test_runs_with_equal_start_time_page_by_run_id(store: DynamoDBStore) -> None:
     experiment = _run(store, "r0", start_time=500)
     for run_id in ("r3", "r1", "r2"):
         store.create_run(
@@ -440,7 +441,7 @@ def test_runs_with_equal_start_time_page_by_run_id(store: DynamoDBMetadataStore)
         encode_token({"step": -1}),
     ],
 )
-def test_foreign_tokens_are_invalid_input(store: DynamoDBMetadataStore, token: str) -> None:
+def test_foreign_tokens_are_invalid_input(store: DynamoDBStore, token: str) -> None:
     _run(store)
     for call in (
         lambda: store.list_experiments(10, token),
@@ -461,9 +462,7 @@ def _client_error(code: str, operation: str) -> ClientError:
 @pytest.mark.parametrize(
     "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
 )
-def test_backend_errors_are_store_unavailable(
-    store: DynamoDBMetadataStore, api: Api, code: str
-) -> None:
+def test_backend_errors_are_store_unavailable(store: DynamoDBStore, api: Api, code: str) -> None:
     _run(store)
 
     def failing(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -484,7 +483,7 @@ def test_backend_errors_are_store_unavailable(
         assert raised.value.__cause__ is not None
 
 
-def test_transaction_conflict_is_conflict(store: DynamoDBMetadataStore, api: Api) -> None:
+def test_transaction_conflict_is_conflict(store: DynamoDBStore, api: Api) -> None:
     _run(store)
 
     def racing(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -506,7 +505,7 @@ def test_unreachable_endpoint_is_store_unavailable_quickly() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    store = DynamoDBMetadataStore(
+    store = DynamoDBStore(
         PREFIX,
         host=f"http://127.0.0.1:{port}",
         connect_timeout_seconds=0.5,
@@ -520,7 +519,7 @@ def test_unreachable_endpoint_is_store_unavailable_quickly() -> None:
         store.initialize()
 
 
-def test_missing_run_is_not_found_everywhere(store: DynamoDBMetadataStore) -> None:
+def test_missing_run_is_not_found_everywhere(store: DynamoDBStore) -> None:
     _run(store)
     with pytest.raises(NotFound):
         store.set_run_status("nope", RunStatus.FINISHED, 1)
@@ -533,7 +532,7 @@ def test_missing_run_is_not_found_everywhere(store: DynamoDBMetadataStore) -> No
 # -- model registry -------------------------------------------------------------------------------
 
 
-def _register(store: DynamoDBMetadataStore, name: str = "m", count: int = 1) -> None:
+def _register(store: DynamoDBStore, name: str = "m", count: int = 1) -> None:
     try:
         first = store.get_model(name).latest_version
     except NotFound:
@@ -566,7 +565,7 @@ def _register(store: DynamoDBMetadataStore, name: str = "m", count: int = 1) -> 
         store.create_model_version(version, expected_latest=latest, change=change)
 
 
-def _registry(store: DynamoDBMetadataStore) -> ModelRegistry:
+def _registry(store: DynamoDBStore) -> ModelRegistry:
     # promote / rollback / archive never touch artifacts.
     return ModelRegistry(store=store, artifact_store=cast(Any, object()), actor="unit")
 
@@ -587,9 +586,7 @@ def _transact_items(api: Api) -> list[list[dict[str, Any]]]:
     return [params["TransactItems"] for name, params in api.calls if name == "TransactWriteItems"]
 
 
-def test_register_and_promote_are_one_transaction_each(
-    store: DynamoDBMetadataStore, api: Api
-) -> None:
+def test_register_and_promote_are_one_transaction_each(store: DynamoDBStore, api: Api) -> None:
     _register(store, count=2)
     registry = _registry(store)
     registry.promote("m", 1, to="production")
@@ -606,7 +603,7 @@ def test_register_and_promote_are_one_transaction_each(
     assert {op for op, _ in api.calls} <= {"GetItem", "Query", "TransactWriteItems"}
 
 
-def test_no_scan_on_any_registry_path(store: DynamoDBMetadataStore, api: Api) -> None:
+def test_no_scan_on_any_registry_path(store: DynamoDBStore, api: Api) -> None:
     _register(store, count=3)
     registry = _registry(store)
     registry.promote("m", 1, to="production")
@@ -624,7 +621,7 @@ def test_no_scan_on_any_registry_path(store: DynamoDBMetadataStore, api: Api) ->
 
 
 def test_many_versions_keep_items_small_and_page_newest_first(
-    store: DynamoDBMetadataStore, monkeypatch: pytest.MonkeyPatch
+    store: DynamoDBStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # moto backs up every table with deepcopy before each transaction, which makes 1,000
     # registrations quadratic; none of these transactions is cancelled, so skip the backup.
@@ -646,7 +643,7 @@ def test_many_versions_keep_items_small_and_page_newest_first(
     assert len(list(store.iter_history("m"))) == 1003
 
 
-def test_versions_round_trip(store: DynamoDBMetadataStore) -> None:
+def test_versions_round_trip(store: DynamoDBStore) -> None:
     _register(store)
     version = store.get_version("m", 1)
     assert version.signature == [FeatureSpec(name="x", type="float")]
@@ -658,7 +655,7 @@ def test_versions_round_trip(store: DynamoDBMetadataStore) -> None:
     assert store.get_version("m", 1) == store.update_version("m", 1)
 
 
-def test_stale_revision_writes_nothing(store: DynamoDBMetadataStore) -> None:
+def test_stale_revision_writes_nothing(store: DynamoDBStore) -> None:
     _register(store, count=2)
     registry = _registry(store)
     registry.promote("m", 1, to="production")
@@ -684,7 +681,7 @@ def test_stale_revision_writes_nothing(store: DynamoDBMetadataStore) -> None:
 
 
 def test_missing_version_in_a_change_is_not_found_and_writes_nothing(
-    store: DynamoDBMetadataStore,
+    store: DynamoDBStore,
 ) -> None:
     _register(store)
     state = AliasState(alias="production", version=1, previous=[], revision="r")
@@ -699,7 +696,7 @@ def test_missing_version_in_a_change_is_not_found_and_writes_nothing(
     assert store.get_version("m", 1).stage is Stage.NONE
 
 
-def test_history_in_write_order_within_one_millisecond(store: DynamoDBMetadataStore) -> None:
+def test_history_in_write_order_within_one_millisecond(store: DynamoDBStore) -> None:
     _register(store)
     ids = []
     for _ in range(5):
@@ -714,7 +711,7 @@ def test_history_in_write_order_within_one_millisecond(store: DynamoDBMetadataSt
     ]
 
 
-def test_lost_registration_race_is_conflict(store: DynamoDBMetadataStore) -> None:
+def test_lost_registration_race_is_conflict(store: DynamoDBStore) -> None:
     _register(store, count=2)
     version = store.get_version("m", 2)
     change = _change()
@@ -729,7 +726,7 @@ def test_lost_registration_race_is_conflict(store: DynamoDBMetadataStore) -> Non
     assert len(list(store.iter_history("m"))) == 2
 
 
-def test_registry_transaction_conflict_is_conflict(store: DynamoDBMetadataStore, api: Api) -> None:
+def test_registry_transaction_conflict_is_conflict(store: DynamoDBStore, api: Api) -> None:
     _register(store)
 
     def racing(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -757,9 +754,7 @@ def test_registry_transaction_conflict_is_conflict(store: DynamoDBMetadataStore,
         encode_token({"after": "V#0000000001"}),
     ],
 )
-def test_foreign_registry_tokens_are_invalid_input(
-    store: DynamoDBMetadataStore, token: str
-) -> None:
+def test_foreign_registry_tokens_are_invalid_input(store: DynamoDBStore, token: str) -> None:
     _register(store)
     for call in (
         lambda: store.list_models(10, token),
@@ -770,7 +765,7 @@ def test_foreign_registry_tokens_are_invalid_input(
             call()
 
 
-def test_missing_model_is_not_found_everywhere(store: DynamoDBMetadataStore) -> None:
+def test_missing_model_is_not_found_everywhere(store: DynamoDBStore) -> None:
     _register(store)
     for call in (
         lambda: store.get_model("nope"),

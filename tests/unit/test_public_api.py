@@ -75,6 +75,11 @@ def test_sdk_never_imports_web_or_lambda_frameworks() -> None:
         for forbidden in ("fastapi", "starlette", "mangum", "aws_lambda_powertools", "functions."):
             assert f"import {forbidden}" not in text, source
             assert f"from {forbidden}" not in text, source
-        if source.name != "dynamodb.py":
+        # pynamodb belongs to the DynamoDB adapter; its table declaration and package stay light.
+        in_adapter = source.parent.name == "dynamodb" and source.name not in {
+            "__init__.py",
+            "schema.py",
+        }
+        if not in_adapter:
             assert "import pynamodb" not in text, source
             assert "from pynamodb" not in text, source

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracking.entities import Metric, Run, RunStatus
+from tracking.entities import Metric, RunRecord, RunStatus
 from tracking.errors import InvalidInput
 from tracking.search import parse_filter, parse_order_by, sort_runs
 
@@ -18,8 +18,8 @@ def run(
     status: RunStatus = RunStatus.FINISHED,
     start: int = 0,
     name: str | None = None,
-) -> Run:
-    return Run(
+) -> RunRecord:
+    return RunRecord(
         run_id=run_id,
         experiment_id="e",
         experiment_name="exp",

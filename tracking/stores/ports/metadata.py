@@ -26,7 +26,7 @@ from tracking.entities import (
     Experiment,
     Metric,
     Page,
-    Run,
+    RunRecord,
     RunStatus,
     iter_pages,
 )
@@ -102,7 +102,7 @@ class MetadataStore(abc.ABC):
         tags: Mapping[str, str],
         parent_run_id: str | None,
         start_time: int,
-    ) -> Run:
+    ) -> RunRecord:
         """Create a ``RUNNING`` run in ``experiment`` with the given tags.
 
         Raises:
@@ -119,7 +119,7 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> RunRecord:
         """Return the run with its params, latest metrics, tags, datasets and artifacts.
 
         Raises:
@@ -132,7 +132,7 @@ class MetadataStore(abc.ABC):
         experiment_name: str,
         max_results: int = DEFAULT_PAGE_SIZE,
         page_token: str | None = None,
-    ) -> Page[Run]:
+    ) -> Page[RunRecord]:
         """Return complete runs of an experiment, newest start time first (ties: run id).
 
         Raises:
@@ -241,7 +241,7 @@ class MetadataStore(abc.ABC):
     def set_tag(self, run_id: str, key: str, value: str) -> None:
         self.log_batch(run_id, tags={key: value})
 
-    def iter_runs(self, experiment_name: str) -> Iterator[Run]:
+    def iter_runs(self, experiment_name: str) -> Iterator[RunRecord]:
         """Yield every run of an experiment, page by page."""
         return iter_pages(lambda token: self.list_runs(experiment_name, MAX_PAGE_SIZE, token))
 

@@ -1,11 +1,10 @@
-"""The model registry half of the SQLite store (tables and queries), mixed into the store."""
+"""The model registry of the SQLite store (the ``RegistryStore`` port): tables and queries."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from tracking.entities import (
     AliasChange,
@@ -20,8 +19,9 @@ from tracking.entities import (
 )
 from tracking.errors import Conflict, NotFound
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
-from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from tracking.stores.registry_base import AliasWrite, RegistryStore, check_tags
+from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tracking.stores.ports.registry import AliasWrite, RegistryStore, check_tags
+from tracking.stores.sqlite.database import SQLiteDatabase
 
 REGISTRY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -75,10 +75,10 @@ CREATE INDEX IF NOT EXISTS model_history_by_name ON model_history (name, seq);
 """
 
 
-class SQLiteRegistryMixin(RegistryStore):
+class SQLiteRegistry(RegistryStore):
     """Registry tables in the same SQLite file; ``self.db`` comes from the store."""
 
-    db: Any  # tracking.stores.sqlite.SQLiteDatabase (typed loosely to avoid an import cycle)
+    db: SQLiteDatabase
 
     def create_model_version(
         self, version: ModelVersion, *, expected_latest: int, change: AliasChange

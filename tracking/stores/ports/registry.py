@@ -21,7 +21,7 @@ from tracking.entities import (
     iter_pages,
 )
 from tracking.errors import InvalidInput
-from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 #: What the tags of one model or one version may hold in all (UTF-8 keys plus values), on every
 #: backend: tags merge into one record, which on DynamoDB must stay under its 400 KB item limit

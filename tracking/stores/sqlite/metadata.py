@@ -1,222 +1,25 @@
-"""The embedded default metadata store: one SQLite file in WAL mode.
-
-WAL lets a trainer write while the API reads. Each thread gets its own connection (sqlite3
-connections must not be shared across threads while in a transaction), and every write runs in
-one ``BEGIN IMMEDIATE`` transaction, so a failed call leaves the file as it was.
-"""
+"""Experiments, runs, params, tags, metrics, datasets and artifact records in SQLite."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
-import threading
-import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, Run, RunStatus
-from tracking.errors import AlreadyExists, Conflict, InvalidInput, NotFound, StoreUnavailable
+from tracking.clock import now_ms
+from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
+from tracking.errors import AlreadyExists, Conflict, NotFound
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
-from tracking.stores.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from tracking.stores.idempotency_base import IdempotencyRecord
-from tracking.stores.sqlite_registry import REGISTRY_SCHEMA, SQLiteRegistryMixin
-from tracking.stores.store import TrackingStore
-
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 10_000
-#: sqlite3 cannot encode a lone surrogate ("\ud800"), which Python strings may hold.
-NOT_UNICODE = "text must be valid Unicode (a lone surrogate cannot be stored or looked up)"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS experiments (
-    experiment_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at INTEGER NOT NULL,
-    tags TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    experiment_id TEXT NOT NULL REFERENCES experiments(experiment_id),
-    run_name TEXT,
-    status TEXT NOT NULL,
-    start_time INTEGER NOT NULL,
-    end_time INTEGER,
-    parent_run_id TEXT REFERENCES runs(run_id)
-);
-CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, start_time DESC, run_id);
-CREATE TABLE IF NOT EXISTS params (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (run_id, key)
-);
-CREATE TABLE IF NOT EXISTS tags (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (run_id, key)
-);
-CREATE TABLE IF NOT EXISTS metric_points (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    key TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    value REAL NOT NULL,
-    timestamp INTEGER NOT NULL,
-    PRIMARY KEY (run_id, key, step)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS latest_metrics (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    key TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    value REAL NOT NULL,
-    timestamp INTEGER NOT NULL,
-    PRIMARY KEY (run_id, key)
-);
-CREATE TABLE IF NOT EXISTS datasets (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    name TEXT NOT NULL,
-    uri TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    digest_algorithm TEXT NOT NULL,
-    size INTEGER,
-    version_id TEXT,
-    logged_at INTEGER NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    name TEXT NOT NULL,
-    uri TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    status TEXT NOT NULL,
-    response_status INTEGER,
-    response_body TEXT,
-    expires_at INTEGER NOT NULL
-);
-"""
+from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
+from tracking.stores.sqlite.database import SQLiteDatabase
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+class SQLiteMetadata(MetadataStore):
+    """The ``MetadataStore`` port on the tables of ``schema.py``; ``self.db`` is the store's."""
 
-
-class SQLiteDatabase:
-    """Per-thread connections to one SQLite file, with explicit transactions."""
-
-    def __init__(self, path: Path, schema: str) -> None:
-        self.path = path
-        self._schema = schema
-        self._local = threading.local()
-        self._initialized = False
-        self._init_lock = threading.Lock()
-
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            self._ensure_schema()
-            conn = self._connect()
-            self._local.conn = conn
-        return conn
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so the module never opens
-            # implicit transactions behind our back.
-            conn = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
-        conn.row_factory = sqlite3.Row
-        return conn
-
-    def _ensure_schema(self) -> None:
-        with self._init_lock:
-            if self._initialized:
-                return
-            conn = self._connect()
-            try:
-                conn.executescript(self._schema)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"cannot create SQLite schema: {exc}") from exc
-            finally:
-                conn.close()
-            self._initialized = True
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-        conn = self.connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite database is unavailable: {exc}") from exc
-        try:
-            yield conn
-        except UnicodeEncodeError:
-            conn.execute("ROLLBACK")
-            raise InvalidInput(NOT_UNICODE) from None
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"SQLite commit failed: {exc}") from exc
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction, so multi-statement reads see one snapshot."""
-        conn = self.connection()
-        try:
-            conn.execute("BEGIN")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite database is unavailable: {exc}") from exc
-        try:
-            yield conn
-        except UnicodeEncodeError:
-            raise InvalidInput(NOT_UNICODE) from None
-        finally:
-            conn.execute("COMMIT")
-
-    def close(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-
-class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
-    """Tracking metadata and the model registry in one SQLite file (the embedded default)."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = SQLiteDatabase(Path(path), _SCHEMA + REGISTRY_SCHEMA)
-
-    def initialize(self) -> None:
-        self.db.connection()
-
-    def close(self) -> None:
-        self.db.close()
+    db: SQLiteDatabase
 
     # -- experiments -------------------------------------------------------------------------
 
@@ -271,7 +74,7 @@ class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
         tags: Mapping[str, str],
         parent_run_id: str | None,
         start_time: int,
-    ) -> Run:
+    ) -> RunRecord:
         with self.db.write() as conn:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise AlreadyExists(f"run {run_id!r} already exists")
@@ -313,7 +116,7 @@ class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
             if cursor.rowcount == 0:
                 raise NotFound(f"run {run_id!r} not found")
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> RunRecord:
         with self.db.read() as conn:
             row = conn.execute(
                 "SELECT runs.*, experiments.name AS experiment_name FROM runs "
@@ -329,7 +132,7 @@ class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
         experiment_name: str,
         max_results: int = DEFAULT_PAGE_SIZE,
         page_token: str | None = None,
-    ) -> Page[Run]:
+    ) -> Page[RunRecord]:
         limit = check_page_size(max_results, MAX_PAGE_SIZE)
         with self.db.read() as conn:
             experiment = conn.execute(
@@ -349,9 +152,9 @@ class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
         token = None
         if len(rows) > limit:
             token = encode_token({"start_time": items[-1].start_time, "run_id": items[-1].run_id})
-        return Page[Run](items=items, next_token=token)
+        return Page[RunRecord](items=items, next_token=token)
 
-    def _assemble(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Run:
+    def _assemble(self, conn: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
         run_id = row["run_id"]
         params = {
             r["key"]: r["value"]
@@ -389,7 +192,7 @@ class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
             )
             for r in conn.execute("SELECT * FROM artifacts WHERE run_id = ?", (run_id,))
         }
-        return Run(
+        return RunRecord(
             run_id=run_id,
             experiment_id=row["experiment_id"],
             experiment_name=row["experiment_name"],
@@ -514,37 +317,6 @@ class SQLiteMetadataStore(SQLiteRegistryMixin, TrackingStore):
                     f"run {run_id!r} already has an artifact named {artifact.name!r}"
                 ) from exc
 
-    # -- idempotency records -----------------------------------------------------------------
-
-    def claim(
-        self, key: str, fingerprint: str, now: int, expires_at: int
-    ) -> IdempotencyRecord | None:
-        with self.db.write() as conn:
-            row = conn.execute("SELECT * FROM idempotency WHERE key = ?", (key,)).fetchone()
-            if row is not None and row["expires_at"] >= now:
-                return _idempotency_record(row)
-            conn.execute(
-                "INSERT OR REPLACE INTO idempotency (key, fingerprint, status, response_status, "
-                "response_body, expires_at) VALUES (?, ?, 'in_progress', NULL, NULL, ?)",
-                (key, fingerprint, expires_at),
-            )
-        return None
-
-    def complete(
-        self, key: str, fingerprint: str, status: int, body: str, expires_at: int | None = None
-    ) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                "UPDATE idempotency SET status = 'completed', response_status = ?, "
-                "response_body = ?, expires_at = COALESCE(?, expires_at) "
-                "WHERE key = ? AND fingerprint = ?",
-                (status, body, expires_at, key, fingerprint),
-            )
-
-    def release(self, key: str) -> None:
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM idempotency WHERE key = ? AND status = 'in_progress'", (key,))
-
     @staticmethod
     def _require_run(conn: sqlite3.Connection, run_id: str) -> None:
         if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
@@ -557,15 +329,4 @@ def _experiment(row: sqlite3.Row) -> Experiment:
         name=row["name"],
         created_at=row["created_at"],
         tags=json.loads(row["tags"]),
-    )
-
-
-def _idempotency_record(row: sqlite3.Row) -> IdempotencyRecord:
-    return IdempotencyRecord(
-        key=row["key"],
-        fingerprint=row["fingerprint"],
-        status=row["status"],
-        response_status=row["response_status"],
-        response_body=row["response_body"],
-        expires_at=row["expires_at"],
     )

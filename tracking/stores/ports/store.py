@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import abc
 
-from tracking.stores.base import MetadataStore
-from tracking.stores.idempotency_base import IdempotencyStore
-from tracking.stores.registry_base import RegistryStore
+from tracking.stores.ports.idempotency import IdempotencyStore
+from tracking.stores.ports.metadata import MetadataStore
+from tracking.stores.ports.registry import RegistryStore
 
 
 class TrackingStore(MetadataStore, RegistryStore, IdempotencyStore, abc.ABC):
