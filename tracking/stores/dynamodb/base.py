@@ -9,38 +9,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import (
-    DoesNotExist,
-    PynamoDBException,
-    TransactWriteError,
-)
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from tracking.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    StoreUnavailable,
-)
+from tracking.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from tracking.stores._tokens import decode_token
 from tracking.stores.dynamodb import schema
-from tracking.stores.dynamodb.errors import (
-    _calling,
-    _error_code,
-    _unavailable,
-)
-from tracking.stores.dynamodb.keys import (
-    _RUN_SK,
-    _run_pk,
-)
-from tracking.stores.dynamodb.tables import (
-    _Models,
-    _resolve_region,
-)
-from tracking.stores.dynamodb.writes import (
-    BACKOFF_BASE_SECONDS,
-    BACKOFF_CAP_SECONDS,
-)
+from tracking.stores.dynamodb.errors import _calling, _error_code, _unavailable
+from tracking.stores.dynamodb.keys import _RUN_SK, _run_pk
+from tracking.stores.dynamodb.tables import _Models, _resolve_region
+from tracking.stores.dynamodb.writes import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS
 
 UPDATE_ATTEMPTS = 5
 #: Partition queries ``list_runs`` sends at once to assemble a page of complete runs.

@@ -6,14 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import (
-    PynamoDBException,
-)
+from pynamodb.exceptions import PynamoDBException
 
-from tracking.errors import (
-    StoreUnavailable,
-    TrackingError,
-)
+from tracking.errors import StoreUnavailable, TrackingError
 
 _THROTTLING_CODES = frozenset(
     {

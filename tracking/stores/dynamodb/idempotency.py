@@ -5,30 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import (
-    DeleteError,
-    DoesNotExist,
-    PutError,
-    PynamoDBException,
-    UpdateError,
-)
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.update import Action
 
-from tracking.errors import (
-    Conflict,
-)
-from tracking.stores.dynamodb.base import (
-    DynamoDBBase,
-)
-from tracking.stores.dynamodb.errors import (
-    _calling,
-    _is_conditional_failure,
-    _unavailable,
-)
-from tracking.stores.dynamodb.keys import (
-    _IDEMPOTENCY,
-    _idempotency_pk,
-)
+from tracking.errors import Conflict
+from tracking.stores.dynamodb.base import DynamoDBBase
+from tracking.stores.dynamodb.errors import _calling, _is_conditional_failure, _unavailable
+from tracking.stores.dynamodb.keys import _IDEMPOTENCY, _idempotency_pk
 from tracking.stores.ports.idempotency import IdempotencyRecord, IdempotencyStore
 
 

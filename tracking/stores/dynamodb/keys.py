@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-from tracking.errors import (
-    InvalidInput,
-)
+from tracking.errors import InvalidInput
 
 T = TypeVar("T")
 

@@ -8,41 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import (
-    DoesNotExist,
-    PutError,
-    PynamoDBException,
-    UpdateError,
-)
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from tracking.clock import now_ms
-from tracking.entities import (
-    Artifact,
-    Dataset,
-    Experiment,
-    Metric,
-    Page,
-    RunRecord,
-    RunStatus,
-)
-from tracking.errors import (
-    AlreadyExists,
-    Conflict,
-    InvalidInput,
-    NotFound,
-    StoreUnavailable,
-)
+from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
+from tracking.errors import AlreadyExists, Conflict, InvalidInput, NotFound, StoreUnavailable
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.dynamodb import schema
-from tracking.stores.dynamodb.base import (
-    LIST_RUNS_CONCURRENCY,
-)
-from tracking.stores.dynamodb.errors import (
-    _calling,
-    _is_conditional_failure,
-    _unavailable,
-)
+from tracking.stores.dynamodb.base import LIST_RUNS_CONCURRENCY
+from tracking.stores.dynamodb.errors import _calling, _is_conditional_failure, _unavailable
 from tracking.stores.dynamodb.keys import (
     _ARTIFACT,
     _DATASET,
@@ -58,9 +33,7 @@ from tracking.stores.dynamodb.keys import (
     _runs_gsi_pk,
     _runs_gsi_sk,
 )
-from tracking.stores.dynamodb.metrics import (
-    DynamoDBMetrics,
-)
+from tracking.stores.dynamodb.metrics import DynamoDBMetrics
 from tracking.stores.dynamodb.writes import (
     BATCH_GET_LIMIT,
     TRANSACTION_LIMIT,
@@ -547,6 +520,30 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
                 f"run {run_id!r} already has a different value for param {names}; "
                 "params are write-once"
             )
+
+    def _write_latest_metrics(self, run_id: str, latest: Mapping[str, Metric]) -> None:
+        model = self._models.TrackingItem
+        for key, metric in latest.items():
+            item = model(
+                _run_pk(run_id),
+                _METRIC + key,
+                value=repr(float(metric.value)),
+                step=metric.step,
+                timestamp=metric.timestamp,
+            )
+            newer = (
+                model.pk.does_not_exist()
+                | (model.step < metric.step)
+                | ((model.step == metric.step) & (model.timestamp <= metric.timestamp))
+            )
+            try:
+                item.save(condition=newer)
+            except PutError as error:
+                if _is_conditional_failure(error):
+                    continue  # the stored latest point is newer: keeping it is the point
+                raise _unavailable("log metrics", error) from error
+            except (PynamoDBException, BotoCoreError, ClientError) as error:
+                raise _unavailable("log metrics", error) from error
 
     # -- datasets and artifacts ----------------------------------------------------------------
 

@@ -1,49 +1,23 @@
-"""Metric history on the metrics table and each run's latest metric values."""
+"""Metric history on the metrics table."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import (
-    PutError,
-    PynamoDBException,
-)
-
-from tracking.entities import (
-    Metric,
-    Page,
-)
-from tracking.errors import (
-    InvalidInput,
-    StoreUnavailable,
-)
+from tracking.entities import Metric, Page
+from tracking.errors import InvalidInput, StoreUnavailable
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.dynamodb import schema
-from tracking.stores.dynamodb.base import (
-    DynamoDBBase,
-)
-from tracking.stores.dynamodb.errors import (
-    _calling,
-    _is_conditional_failure,
-    _unavailable,
-)
-from tracking.stores.dynamodb.keys import (
-    _METRIC,
-    _chunks,
-    _metric_pk,
-    _run_pk,
-)
-from tracking.stores.dynamodb.writes import (
-    BATCH_WRITE_LIMIT,
-    UNPROCESSED_RETRY_ATTEMPTS,
-)
+from tracking.stores.dynamodb.base import DynamoDBBase
+from tracking.stores.dynamodb.errors import _calling
+from tracking.stores.dynamodb.keys import _chunks, _metric_pk
+from tracking.stores.dynamodb.writes import BATCH_WRITE_LIMIT, UNPROCESSED_RETRY_ATTEMPTS
 from tracking.stores.ports.metadata import MAX_PAGE_SIZE
 
 
 class DynamoDBMetrics(DynamoDBBase):
-    """Metric points in the metrics table; latest values in the run's partition."""
+    """Metric points in the metrics table (``schema``), written in batches, read in step order."""
 
     def _write_metric_history(self, points: Sequence[Metric], run_id: str) -> None:
         model = self._models.MetricPoint
@@ -81,30 +55,6 @@ class DynamoDBMetrics(DynamoDBBase):
             f"DynamoDB left {len(pending)} metric points unprocessed after "
             f"{UNPROCESSED_RETRY_ATTEMPTS} retries (throttled); the batch may be retried"
         )
-
-    def _write_latest_metrics(self, run_id: str, latest: Mapping[str, Metric]) -> None:
-        model = self._models.TrackingItem
-        for key, metric in latest.items():
-            item = model(
-                _run_pk(run_id),
-                _METRIC + key,
-                value=repr(float(metric.value)),
-                step=metric.step,
-                timestamp=metric.timestamp,
-            )
-            newer = (
-                model.pk.does_not_exist()
-                | (model.step < metric.step)
-                | ((model.step == metric.step) & (model.timestamp <= metric.timestamp))
-            )
-            try:
-                item.save(condition=newer)
-            except PutError as error:
-                if _is_conditional_failure(error):
-                    continue  # the stored latest point is newer: keeping it is the point
-                raise _unavailable("log metrics", error) from error
-            except (PynamoDBException, BotoCoreError, ClientError) as error:
-                raise _unavailable("log metrics", error) from error
 
     def get_metric_history(
         self,

@@ -9,11 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import (
-    DoesNotExist,
-    PynamoDBException,
-    UpdateError,
-)
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.expressions.update import Action
 
@@ -28,23 +24,10 @@ from tracking.entities import (
     RegisteredModel,
     Stage,
 )
-from tracking.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    TrackingError,
-)
+from tracking.errors import Conflict, InvalidInput, NotFound, TrackingError
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
-from tracking.stores.dynamodb.base import (
-    LIST_RUNS_CONCURRENCY,
-    UPDATE_ATTEMPTS,
-    DynamoDBBase,
-)
-from tracking.stores.dynamodb.errors import (
-    _calling,
-    _is_conditional_failure,
-    _unavailable,
-)
+from tracking.stores.dynamodb.base import LIST_RUNS_CONCURRENCY, UPDATE_ATTEMPTS, DynamoDBBase
+from tracking.stores.dynamodb.errors import _calling, _is_conditional_failure, _unavailable
 from tracking.stores.dynamodb.keys import (
     _ALIAS,
     _HISTORY,
@@ -55,10 +38,7 @@ from tracking.stores.dynamodb.keys import (
     _model_pk,
     _version_sk,
 )
-from tracking.stores.dynamodb.writes import (
-    _check_item_size,
-    _Writes,
-)
+from tracking.stores.dynamodb.writes import _check_item_size, _Writes
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tracking.stores.ports.registry import AliasWrite, RegistryStore, check_tags
 

@@ -9,9 +9,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from tracking.errors import (
-    InvalidInput,
-)
+from tracking.errors import InvalidInput
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
