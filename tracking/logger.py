@@ -26,8 +26,8 @@ from tracking.config import TrackingConfig, load_config
 from tracking.datasets import describe_dataset
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
 from tracking.errors import Conflict, InvalidInput, TrackingError
-from tracking.search import parse_filter, parse_order_by, sort_runs
-from tracking.stores._tokens import check_page_size, decode_token, encode_token
+from tracking.run_query import parse_query
+from tracking.stores._tokens import check_page_size
 from tracking.stores.ports.metadata import (
     DEFAULT_PAGE_SIZE,
     MAX_METRICS_PER_BATCH,
@@ -465,26 +465,9 @@ class ExperimentLogger:
             InvalidInput: a malformed filter, order_by or page token.
             NotFound: no such experiment.
         """
-        predicate = parse_filter(filter)
-        keys = parse_order_by(order_by)
+        query = parse_query(filter, order_by)
         limit = check_page_size(max_results, MAX_SEARCH_RESULTS)
-        query = repr((filter, list(order_by or ())))
-        offset = 0
-        if page_token:
-            state = decode_token(page_token, ("offset", "query"))
-            if state["query"] != query or not isinstance(state["offset"], int):
-                raise InvalidInput("page token belongs to a different search")
-            offset = state["offset"]
-        runs = [
-            run
-            for run in self.metadata.iter_runs(experiment)
-            if predicate is None or predicate(run)
-        ]
-        ordered = sort_runs(runs, keys)
-        items = ordered[offset : offset + limit]
-        more = offset + limit < len(ordered)
-        token = encode_token({"offset": offset + limit, "query": query}) if more else None
-        return Page[RunRecord](items=items, next_token=token)
+        return self.metadata.search_runs(experiment, query, limit, page_token)
 
     def close(self) -> None:
         self.metadata.close()

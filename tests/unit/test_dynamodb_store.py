@@ -41,7 +41,8 @@ from tracking.registry import ModelRegistry
 from tracking.stores._tokens import encode_token
 from tracking.stores.dynamodb import DynamoDBStore
 from tracking.stores.dynamodb import schema as dynamodb_schema
-from tracking.stores.dynamodb.writes import UNPROCESSED_RETRY_ATTEMPTS
+from tracking.stores.dynamodb.summary import SUMMARY_BUDGET_BYTES
+from tracking.stores.dynamodb.writes import UNPROCESSED_RETRY_ATTEMPTS, item_size
 from tracking.stores.ports.registry import AliasWrite
 
 PREFIX = "unit"
@@ -326,23 +327,29 @@ def test_unprocessed_items_never_dropped_silently(store: DynamoDBStore, api: Api
 
 
 def test_items_stay_small(store: DynamoDBStore) -> None:
+    """Only the run item grows, and only up to its summary's budget; then it overflows."""
     _run(store)
-    for start in range(0, 300, 100):
+    for start in range(0, 500, 100):
         store.log_batch("run1", params={f"p{i:03d}": "x" * 200 for i in range(start, start + 100)})
     for key in ("a", "b", "c"):
         store.log_batch(
             "run1",
             metrics=[Metric(key=key, value=0.5, step=i, timestamp=i) for i in range(1000)],
         )
-    biggest = max(
-        len(json.dumps(item))
+    sizes = {
+        (item["pk"]["S"], item.get("sk", {}).get("S")): item_size(item)
         for table in (f"{PREFIX}-tracking", f"{PREFIX}-metrics")
         for item in _raw_items(table)
-    )
-    assert biggest < 2_000
+    }
+    run_item = sizes.pop(("RUN#run1", "RUN"))
+    assert run_item <= SUMMARY_BUDGET_BYTES + 1024
+    assert max(sizes.values()) < 2_000
     run = store.get_run("run1")
-    assert len(run.params) == 300
+    assert len(run.params) == 500  # 100 KB of params: past the budget, read from the partition
     assert set(run.metrics) == {"a", "b", "c"}
+    assert run.metrics["a"].step == 999
+    (listed,) = store.list_runs("exp").items
+    assert listed == run
 
 
 # -- params and conflicts -----------------------------------------------------------------------

@@ -74,3 +74,34 @@ def _calling(action: str) -> Iterator[None]:
         raise
     except (PynamoDBException, BotoCoreError, ClientError) as error:
         raise _unavailable(action, error) from error
+
+
+class Outcome:
+    """What a ``conditional_write`` block came to: ``failed`` when its condition did not hold."""
+
+    failed = False
+
+
+@contextmanager
+def conditional_write(action: str) -> Iterator[Outcome]:
+    """Run one conditional put, update or delete; a failed condition is an answer, not an error.
+
+    ``outcome.failed`` tells the caller, after the block, that DynamoDB refused the write on
+    its condition (nothing was written); every other failure is ``StoreUnavailable``::
+
+        with conditional_write("create experiment") as outcome:
+            item.save(condition=model.pk.does_not_exist())
+        if outcome.failed:
+            raise AlreadyExists(...)
+    """
+    outcome = Outcome()
+    try:
+        yield outcome
+    except TrackingError:
+        raise
+    except PynamoDBException as error:
+        if not _is_conditional_failure(error):
+            raise _unavailable(action, error) from error
+        outcome.failed = True
+    except (BotoCoreError, ClientError) as error:
+        raise _unavailable(action, error) from error

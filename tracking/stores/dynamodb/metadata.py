@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from tracking.clock import now_ms
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
-from tracking.errors import AlreadyExists, Conflict, InvalidInput, NotFound, StoreUnavailable
-from tracking.stores._tokens import check_page_size, decode_token, encode_token
+from tracking.errors import AlreadyExists, Conflict, NotFound, StoreUnavailable
+from tracking.stores._tokens import check_page_size, encode_token
 from tracking.stores.dynamodb import schema
-from tracking.stores.dynamodb.base import LIST_RUNS_CONCURRENCY
-from tracking.stores.dynamodb.errors import _calling, _is_conditional_failure, _unavailable
+from tracking.stores.dynamodb.base import UPDATE_ATTEMPTS
+from tracking.stores.dynamodb.errors import (
+    _calling,
+    _is_conditional_failure,
+    _unavailable,
+    conditional_write,
+)
 from tracking.stores.dynamodb.keys import (
     _ARTIFACT,
     _DATASET,
@@ -34,88 +40,29 @@ from tracking.stores.dynamodb.keys import (
     _runs_gsi_sk,
 )
 from tracking.stores.dynamodb.metrics import DynamoDBMetrics
+from tracking.stores.dynamodb.runs import DynamoDBRuns
+from tracking.stores.dynamodb.summary import (
+    OK,
+    OVERFLOW,
+    SUMMARY_BUDGET_BYTES,
+    _experiment_from,
+    artifact_entry,
+    dataset_entry,
+    entries_bytes,
+    entry_bytes,
+    metric_entry,
+    newer_bound,
+)
 from tracking.stores.dynamodb.writes import (
     BATCH_GET_LIMIT,
     TRANSACTION_LIMIT,
     UNPROCESSED_RETRY_ATTEMPTS,
     _check_item_size,
+    _Writes,
 )
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
 
 # -- item -> entity ---------------------------------------------------------------------------
-
-
-def _experiment_from(item: Any) -> Experiment:
-    tags = item.tags.as_dict() if item.tags is not None else {}
-    return Experiment(
-        experiment_id=item.experiment_id,
-        name=item.name,
-        created_at=int(item.created_at),
-        tags=dict(tags),
-    )
-
-
-def _run_from(items: Iterable[Any]) -> RunRecord | None:
-    """Assemble a run from the items of its partition; ``None`` when the run item is missing."""
-    head: Any = None
-    params: dict[str, str] = {}
-    tags: dict[str, str] = {}
-    metrics: dict[str, Metric] = {}
-    datasets: dict[str, Dataset] = {}
-    artifacts: dict[str, Artifact] = {}
-    for item in items:
-        sk: str = item.sk
-        if sk == _RUN_SK:
-            head = item
-        elif sk.startswith(_PARAM):
-            params[sk[len(_PARAM) :]] = item.value
-        elif sk.startswith(_TAG):
-            tags[sk[len(_TAG) :]] = item.value
-        elif sk.startswith(_METRIC):
-            key = sk[len(_METRIC) :]
-            metrics[key] = Metric(
-                key=key,
-                value=float(item.value),
-                step=int(item.step),
-                timestamp=int(item.timestamp),
-            )
-        elif sk.startswith(_DATASET):
-            name = sk[len(_DATASET) :]
-            datasets[name] = Dataset(
-                name=name,
-                uri=item.uri,
-                digest=item.digest,
-                digest_algorithm=item.digest_algorithm,
-                size=None if item.size is None else int(item.size),
-                version_id=item.version_id,
-                logged_at=int(item.logged_at),
-            )
-        elif sk.startswith(_ARTIFACT):
-            name = sk[len(_ARTIFACT) :]
-            artifacts[name] = Artifact(
-                name=name,
-                uri=item.uri,
-                sha256=item.sha256,
-                size=int(item.size),
-                created_at=int(item.created_at),
-            )
-    if head is None:
-        return None
-    return RunRecord(
-        run_id=head.run_id,
-        experiment_id=head.experiment_id,
-        experiment_name=head.experiment_name,
-        run_name=head.run_name,
-        status=RunStatus(head.status),
-        start_time=int(head.start_time),
-        end_time=None if head.end_time is None else int(head.end_time),
-        parent_run_id=head.parent_run_id,
-        params=params,
-        metrics=metrics,
-        tags=tags,
-        datasets=datasets,
-        artifacts=artifacts,
-    )
 
 
 def _latest_points(metrics: Sequence[Metric]) -> dict[str, Metric]:
@@ -136,7 +83,7 @@ def _history_points(metrics: Sequence[Metric]) -> list[Metric]:
     return list(points.values())
 
 
-class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
+class DynamoDBMetadata(DynamoDBRuns, DynamoDBMetrics, MetadataStore):
     """Experiments and runs in the tracking table: one partition per run (see ``schema``)."""
 
     # -- experiments ---------------------------------------------------------------------------
@@ -174,21 +121,6 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
         except (PynamoDBException, BotoCoreError, ClientError) as error:
             raise _unavailable("create experiment", error) from error
         return experiment
-
-    def get_experiment(self, name: str) -> Experiment:
-        """Return the experiment called ``name``.
-
-        Raises:
-            NotFound: no such experiment.
-        """
-        with _calling("get experiment"):
-            try:
-                item = self._models.TrackingItem.get(
-                    _experiment_pk(name), _EXPERIMENT_SK, consistent_read=True
-                )
-            except DoesNotExist:
-                raise NotFound(f"experiment {name!r} not found") from None
-        return _experiment_from(item)
 
     def list_experiments(
         self, max_results: int = DEFAULT_PAGE_SIZE, page_token: str | None = None
@@ -256,6 +188,13 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
         checks = 2 if parent_run_id is not None else 1
         tag_items = list(tags.items())
         first_tags = tag_items[: TRANSACTION_LIMIT - checks - 1]
+        summary_bytes = entries_bytes(dict(first_tags))
+        fits = summary_bytes <= SUMMARY_BUDGET_BYTES
+        head.s_state = OK if fits else OVERFLOW
+        head.s_bytes = summary_bytes if fits else 0
+        # Always present (maybe empty): writes set keys inside them with document paths.
+        head.s_params, head.s_metrics, head.s_datasets, head.s_artifacts = {}, {}, {}, {}
+        head.s_tags = dict(first_tags) if fits else {}
 
         def fill(transaction: TransactWrite) -> None:
             transaction.condition_check(
@@ -326,77 +265,6 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
         except (PynamoDBException, BotoCoreError, ClientError) as error:
             raise _unavailable("set run status", error) from error
 
-    def get_run(self, run_id: str) -> RunRecord:
-        """Return the run, from one (paginated) Query of its partition.
-
-        Raises:
-            NotFound: no such run.
-        """
-        run = _run_from(self._query_partition(run_id))
-        if run is None:
-            raise NotFound(f"run {run_id!r} not found")
-        return run
-
-    def list_runs(
-        self,
-        experiment_name: str,
-        max_results: int = DEFAULT_PAGE_SIZE,
-        page_token: str | None = None,
-    ) -> Page[RunRecord]:
-        """Return complete runs, newest start first: one Query on ``gsi1``, then one per run.
-
-        Raises:
-            NotFound: no such experiment.
-            InvalidInput: bad ``max_results`` or ``page_token``.
-        """
-        limit = check_page_size(max_results, MAX_PAGE_SIZE)
-        start: tuple[str, str] | None = None
-        if page_token is not None:
-            state = decode_token(page_token, ("order", "run"))
-            order, run_id = state["order"], state["run"]
-            if (
-                not isinstance(order, str)
-                or not isinstance(run_id, str)
-                or not order.endswith(f"#{run_id}")
-            ):
-                raise InvalidInput("invalid page token")
-            start = (order, run_id)
-        experiment = self.get_experiment(experiment_name)
-        gsi_pk = _runs_gsi_pk(experiment.experiment_id)
-        start_key = None
-        if start is not None:
-            start_key = {
-                "gsi1pk": {"S": gsi_pk},
-                "gsi1sk": {"S": start[0]},
-                "pk": {"S": _run_pk(start[1])},
-                "sk": {"S": _RUN_SK},
-            }
-        model = self._models.TrackingItem
-        with _calling("list runs"):
-            heads = list(
-                model.query(
-                    gsi_pk,
-                    index_name=schema.GSI1_NAME,
-                    limit=limit + 1,
-                    last_evaluated_key=start_key,
-                )
-            )
-        run_ids = [head.run_id for head in heads[:limit]]
-        if len(run_ids) > 1:
-            # One Query per run is latency-bound: a page of 100 runs takes ~1 s one after the
-            # other and a tenth of that a few at a time. The botocore client is thread-safe.
-            with ThreadPoolExecutor(max_workers=LIST_RUNS_CONCURRENCY) as pool:
-                partitions = list(pool.map(self._query_partition, run_ids))
-        else:
-            partitions = [self._query_partition(run_id) for run_id in run_ids]
-        # A run missing from its own partition cannot happen without deletes; skip, don't fail.
-        runs = [run for run in map(_run_from, partitions) if run is not None]
-        token = None
-        if len(heads) > limit:
-            last = heads[limit - 1]
-            token = encode_token({"order": last.gsi1sk, "run": last.run_id})
-        return Page(items=runs, next_token=token)
-
     # -- params, tags, metrics -----------------------------------------------------------------
 
     def _log_batch(
@@ -438,6 +306,7 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
         model = self._models.TrackingItem
         writes = [(_PARAM + key, value) for key, value in params.items()]
         writes += [(_TAG + key, value) for key, value in tags.items()]
+        # One slot of each transaction is the run item (its summary, or a check).
         chunks = list(_chunks(writes, TRANSACTION_LIMIT - 1))
         if len(chunks) > 1:
             # Several transactions cannot be atomic together: find conflicts before the first.
@@ -449,30 +318,104 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
                 run_id, [key for key, value in params.items() if existing.get(key, value) != value]
             )
         for chunk in chunks:
-
-            def fill(transaction: TransactWrite, chunk: Sequence[tuple[str, str]] = chunk) -> None:
-                transaction.condition_check(
-                    model, _run_pk(run_id), _RUN_SK, condition=model.pk.exists()
-                )
-                for sk, value in chunk:
-                    condition = None
-                    if sk.startswith(_PARAM):
-                        # Write-once: same value again is a harmless overwrite, another refuses.
-                        condition = model.pk.does_not_exist() | (model.value == value)
-                    transaction.save(model(_run_pk(run_id), sk, value=value), condition=condition)
-
-            codes = self._transact("log batch", fill)
-            if not codes:
-                continue
-            if codes[0] is not None:
-                raise NotFound(f"run {run_id!r} not found")
+            items = _Writes()
+            entries: dict[str, dict[str, str]] = {"s_params": {}, "s_tags": {}}
+            for sk, value in chunk:
+                item = model(_run_pk(run_id), sk, value=value)
+                if sk.startswith(_PARAM):
+                    entries["s_params"][sk[len(_PARAM) :]] = value
+                    # Write-once: same value again is a harmless overwrite, another refuses.
+                    items.put(sk, item, model.pk.does_not_exist() | (model.value == value))
+                else:
+                    entries["s_tags"][sk[len(_TAG) :]] = value
+                    items.put(sk, item, None)
+            failed = self._summary_transaction("log batch", run_id, entries, items)
             self._raise_param_conflicts(
-                run_id,
-                [
-                    sk[len(_PARAM) :]
-                    for (sk, _), code in zip(chunk, codes[1:], strict=True)
-                    if code is not None
-                ],
+                run_id, [label[len(_PARAM) :] for label in failed if label.startswith(_PARAM)]
+            )
+
+    def _summary_transaction(
+        self,
+        action: str,
+        run_id: str,
+        entries: Mapping[str, Mapping[str, str]],
+        writes: _Writes,
+    ) -> list[str]:
+        """Commit ``writes`` (items of the run's partition) with the run item in one transaction.
+
+        While the run is ``ok`` and the summary's budget allows, the run item's maps get
+        ``entries`` (``{map attribute: {key: value}}``) in that transaction; otherwise the run
+        is marked ``overflow`` (once) and the run item is only checked.
+
+        Returns:
+            The labels of ``writes`` whose conditions failed (then nothing was written).
+
+        Raises:
+            NotFound: no such run (nothing written).
+        """
+        model = self._models.TrackingItem
+        added = sum(entries_bytes(values) for values in entries.values())
+        summarise = True
+        for _ in range(UPDATE_ATTEMPTS):
+            attempt = writes.copy()
+            if summarise:
+                actions: list[Action] = [
+                    getattr(model, attribute)[key].set(value)
+                    for attribute, values in entries.items()
+                    for key, value in values.items()
+                ]
+                actions.append(model.s_bytes.add(added))
+                attempt.update(
+                    "run",
+                    model(_run_pk(run_id), _RUN_SK),
+                    actions,
+                    model.pk.exists()
+                    & (model.s_state == OK)
+                    & (model.s_bytes <= SUMMARY_BUDGET_BYTES - added),
+                )
+            else:
+                attempt.check("run", model, _run_pk(run_id), _RUN_SK, self._not_summarised())
+            failed = attempt.failed(self._transact(action, attempt.fill))
+            if "run" not in failed:
+                return failed
+            state = self._summary_state(run_id)
+            others = [label for label in failed if label != "run"]
+            if others:
+                return others
+            if summarise and state == OK:
+                self._mark_overflow(run_id)  # over the budget: from now on, partition only
+                summarise = False
+            else:
+                # Overflow or not yet upgraded; or an upgrade made it ok meanwhile.
+                summarise = state == OK
+        raise Conflict(f"run {run_id!r} is being changed concurrently; retry")
+
+    def _not_summarised(self) -> Condition:
+        """The run exists and its summary is not kept (overflow, or written before summaries).
+
+        Writes that go to the partition only are conditioned on it, so none of them can land
+        after ``tracking init`` has made the summary the whole record (``upgrade.py``).
+        """
+        model = self._models.TrackingItem
+        condition: Condition = model.pk.exists() & (
+            model.s_state.does_not_exist() | (model.s_state == OVERFLOW)
+        )
+        return condition
+
+    def _summary_state(self, run_id: str) -> str | None:
+        """The run item's ``s_state`` (``None``: written before summaries).
+
+        Raises:
+            NotFound: no such run.
+        """
+        state = self._run_item(run_id, ["s_state"]).s_state
+        return None if state is None else str(state)
+
+    def _mark_overflow(self, run_id: str) -> None:
+        model = self._models.TrackingItem
+        with conditional_write("log batch"):
+            model(_run_pk(run_id), _RUN_SK).update(
+                actions=[model.s_state.set(OVERFLOW)], condition=model.s_state == OK
             )
 
     def _stored_params(self, run_id: str, keys: Sequence[str]) -> dict[str, str]:
@@ -522,28 +465,83 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
             )
 
     def _write_latest_metrics(self, run_id: str, latest: Mapping[str, Metric]) -> None:
-        model = self._models.TrackingItem
+        """Keep, per key, the point with the highest (step, timestamp) as the run's latest.
+
+        In the summary: one conditional UpdateItem per key (two the first time a key is seen,
+        which also counts its bytes against the budget). A run that is not ``ok`` keeps new
+        keys in ``METRIC#`` items, written only while the run item says so (one transaction).
+        """
+        model: Any = self._models.TrackingItem  # map entries are document paths, not str
         for key, metric in latest.items():
-            item = model(
-                _run_pk(run_id),
-                _METRIC + key,
-                value=repr(float(metric.value)),
-                step=metric.step,
-                timestamp=metric.timestamp,
-            )
-            newer = (
-                model.pk.does_not_exist()
-                | (model.step < metric.step)
-                | ((model.step == metric.step) & (model.timestamp <= metric.timestamp))
-            )
+            entry = metric_entry(metric)
+            for _ in range(UPDATE_ATTEMPTS):
+                with conditional_write("log metrics") as known:
+                    model(_run_pk(run_id), _RUN_SK).update(
+                        actions=[model.s_metrics[key].set(entry)],
+                        condition=model.s_metrics[key].exists()
+                        & (model.s_metrics[key] < newer_bound(metric)),
+                    )
+                if not known.failed:
+                    break
+                size = entry_bytes(key, entry)
+                with conditional_write("log metrics") as new:
+                    model(_run_pk(run_id), _RUN_SK).update(
+                        actions=[model.s_metrics[key].set(entry), model.s_bytes.add(size)],
+                        condition=(model.s_state == OK)
+                        & model.s_metrics[key].does_not_exist()
+                        & (model.s_bytes <= SUMMARY_BUDGET_BYTES - size),
+                    )
+                if not new.failed:
+                    break
+                item = self._run_item(run_id, ["s_state", "s_metrics"])
+                stored = item.s_metrics.as_dict() if item.s_metrics is not None else {}
+                if key in stored:
+                    if stored[key] >= newer_bound(metric):
+                        break  # the stored latest point is newer: keeping it is the point
+                    continue  # added concurrently: update it
+                if item.s_state == OK:
+                    self._mark_overflow(run_id)
+                if self._put_latest_metric_item(run_id, metric):
+                    break
+            else:
+                raise Conflict(f"run {run_id!r} is being changed concurrently; retry")
+
+    def _put_latest_metric_item(self, run_id: str, metric: Metric) -> bool:
+        """Write a ``METRIC#`` item unless a newer point is stored; False if the run is ``ok``."""
+        model = self._models.TrackingItem
+        item = model(
+            _run_pk(run_id),
+            _METRIC + metric.key,
+            value=repr(float(metric.value)),
+            step=metric.step,
+            timestamp=metric.timestamp,
+        )
+        newer = (
+            model.pk.does_not_exist()
+            | (model.step < metric.step)
+            | ((model.step == metric.step) & (model.timestamp <= metric.timestamp))
+        )
+        writes = _Writes()
+        writes.check("run", model, _run_pk(run_id), _RUN_SK, self._not_summarised())
+        writes.put("metric", item, newer)
+        failed = writes.failed(self._transact("log metrics", writes.fill))
+        # A failed "metric" condition alone: the stored latest point is newer, and stays.
+        return "run" not in failed
+
+    def _run_item(self, run_id: str, attributes: list[str] | None = None) -> Any:
+        """The run item, strongly consistent (only ``attributes`` when given).
+
+        Raises:
+            NotFound: no such run.
+        """
+        model = self._models.TrackingItem
+        with _calling("get run"):
             try:
-                item.save(condition=newer)
-            except PutError as error:
-                if _is_conditional_failure(error):
-                    continue  # the stored latest point is newer: keeping it is the point
-                raise _unavailable("log metrics", error) from error
-            except (PynamoDBException, BotoCoreError, ClientError) as error:
-                raise _unavailable("log metrics", error) from error
+                return model.get(
+                    _run_pk(run_id), _RUN_SK, consistent_read=True, attributes_to_get=attributes
+                )
+            except DoesNotExist:
+                raise NotFound(f"run {run_id!r} not found") from None
 
     # -- datasets and artifacts ----------------------------------------------------------------
 
@@ -565,14 +563,10 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
             logged_at=dataset.logged_at,
         )
 
-        def fill(transaction: TransactWrite) -> None:
-            transaction.condition_check(
-                model, _run_pk(run_id), _RUN_SK, condition=model.pk.exists()
-            )
-            transaction.save(item)
-
-        if self._transact("log dataset", fill):
-            raise NotFound(f"run {run_id!r} not found")
+        writes = _Writes()
+        writes.put("dataset", item, None)
+        entries = {"s_datasets": {dataset.name: dataset_entry(dataset)}}
+        self._summary_transaction("log dataset", run_id, entries, writes)
 
     def log_artifact(self, run_id: str, artifact: Artifact) -> None:
         """Record an uploaded artifact; an existing record of the same name is never replaced.
@@ -591,16 +585,10 @@ class DynamoDBMetadata(DynamoDBMetrics, MetadataStore):
             created_at=artifact.created_at,
         )
 
-        def fill(transaction: TransactWrite) -> None:
-            transaction.condition_check(
-                model, _run_pk(run_id), _RUN_SK, condition=model.pk.exists()
-            )
-            transaction.save(item, condition=model.pk.does_not_exist())
-
-        codes = self._transact("log artifact", fill)
-        if codes:
-            if codes[0] is not None:
-                raise NotFound(f"run {run_id!r} not found")
+        writes = _Writes()
+        writes.put("artifact", item, model.pk.does_not_exist())
+        entries = {"s_artifacts": {artifact.name: artifact_entry(artifact)}}
+        if self._summary_transaction("log artifact", run_id, entries, writes):
             if self._same_artifact(run_id, artifact):
                 # This record, written by an earlier attempt whose answer was lost (a read
                 # timeout); refusing it would make the caller delete the uploaded object.

@@ -89,6 +89,14 @@ class _Models:
             start_time = NumberAttribute(null=True)
             end_time = NumberAttribute(null=True)
             parent_run_id = UnicodeAttribute(null=True)
+            # run summary (see summary.py): state ok | overflow, its size, and its maps
+            s_state = UnicodeAttribute(null=True)
+            s_bytes = NumberAttribute(null=True)
+            s_params = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
+            s_tags = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
+            s_metrics = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
+            s_datasets = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
+            s_artifacts = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
             # param / tag value; latest metric value as repr(float) (see MetricPoint.value)
             value = UnicodeAttribute(null=True)
             step = NumberAttribute(null=True)

@@ -97,7 +97,7 @@ class _Writes:
 
         self._items.append((self._DELETE, label, add))
 
-    def put(self, label: str, item: Any, condition: Condition) -> None:
+    def put(self, label: str, item: Any, condition: Condition | None) -> None:
         def add(transaction: TransactWrite) -> None:
             transaction.save(item, condition=condition)
 
@@ -108,6 +108,12 @@ class _Writes:
             transaction.update(item, actions=actions, condition=condition)
 
         self._items.append((self._UPDATE, label, add))
+
+    def copy(self) -> _Writes:
+        """The same writes, so one more can be added without changing these."""
+        other = _Writes()
+        other._items = list(self._items)
+        return other
 
     def fill(self, transaction: TransactWrite) -> None:
         for _, _, add in self._items:

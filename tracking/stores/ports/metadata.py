@@ -31,6 +31,7 @@ from tracking.entities import (
     iter_pages,
 )
 from tracking.errors import AlreadyExists, InvalidInput
+from tracking.run_query import ALL_RUNS, RunQuery
 from tracking.validation import validate_name, validate_param_value, validate_tag_value
 
 #: What one ``log_batch`` call (one write request) may carry: MLflow's LogBatch request limits,
@@ -127,6 +128,25 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def search_runs(
+        self,
+        experiment_name: str,
+        query: RunQuery,
+        max_results: int = DEFAULT_PAGE_SIZE,
+        page_token: str | None = None,
+    ) -> Page[RunRecord]:
+        """Return complete runs of an experiment that match ``query``, in its order.
+
+        Evaluated in the store: a page never costs one request per run, and page N costs what
+        page 1 costs (the token is a keyset cursor: the last run's order values). Every backend
+        returns exactly what ``tracking.search`` defines (the predicate and ``sort_runs``).
+
+        Raises:
+            NotFound: no such experiment.
+            InvalidInput: bad ``max_results``, or a ``page_token`` that this store did not make
+                for this same query.
+        """
+
     def list_runs(
         self,
         experiment_name: str,
@@ -139,6 +159,7 @@ class MetadataStore(abc.ABC):
             NotFound: no such experiment.
             InvalidInput: bad ``page_token``.
         """
+        return self.search_runs(experiment_name, ALL_RUNS, max_results, page_token)
 
     def log_batch(
         self,

@@ -6,14 +6,17 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from tracking.clock import now_ms
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
 from tracking.errors import AlreadyExists, Conflict, NotFound
+from tracking.run_query import RunQuery, page_of
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
 from tracking.stores.sqlite.database import SQLiteDatabase
+
+#: Bound parameters per ``IN (...)`` list (SQLite allows 32,766 since 3.32; stay far below).
+_IDS_PER_QUERY = 500
 
 
 class SQLiteMetadata(MetadataStore):
@@ -125,11 +128,12 @@ class SQLiteMetadata(MetadataStore):
             ).fetchone()
             if row is None:
                 raise NotFound(f"run {run_id!r} not found")
-            return self._assemble(conn, row)
+            return self._assemble(conn, [row])[0]
 
-    def list_runs(
+    def search_runs(
         self,
         experiment_name: str,
+        query: RunQuery,
         max_results: int = DEFAULT_PAGE_SIZE,
         page_token: str | None = None,
     ) -> Page[RunRecord]:
@@ -140,73 +144,68 @@ class SQLiteMetadata(MetadataStore):
             ).fetchone()
             if experiment is None:
                 raise NotFound(f"experiment {experiment_name!r} not found")
-            query = "SELECT runs.*, ? AS experiment_name FROM runs WHERE experiment_id = ?"
-            args: list[Any] = [experiment_name, experiment["experiment_id"]]
-            if page_token:
-                state = decode_token(page_token, ("start_time", "run_id"))
-                query += " AND (start_time < ? OR (start_time = ? AND run_id > ?))"
-                args += [state["start_time"], state["start_time"], state["run_id"]]
-            query += " ORDER BY start_time DESC, run_id LIMIT ?"
-            rows = conn.execute(query, [*args, limit + 1]).fetchall()
-            items = [self._assemble(conn, row) for row in rows[:limit]]
-        token = None
-        if len(rows) > limit:
-            token = encode_token({"start_time": items[-1].start_time, "run_id": items[-1].run_id})
-        return Page[RunRecord](items=items, next_token=token)
+            rows = conn.execute(
+                "SELECT runs.*, ? AS experiment_name FROM runs WHERE experiment_id = ?",
+                (experiment_name, experiment["experiment_id"]),
+            ).fetchall()
+            runs = self._assemble(conn, rows)
+        return page_of(runs, query, limit, page_token)
 
-    def _assemble(self, conn: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
-        run_id = row["run_id"]
-        params = {
-            r["key"]: r["value"]
-            for r in conn.execute("SELECT key, value FROM params WHERE run_id = ?", (run_id,))
-        }
-        tags = {
-            r["key"]: r["value"]
-            for r in conn.execute("SELECT key, value FROM tags WHERE run_id = ?", (run_id,))
-        }
-        metrics = {
-            r["key"]: Metric(
-                key=r["key"], value=r["value"], step=r["step"], timestamp=r["timestamp"]
+    def _assemble(self, conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[RunRecord]:
+        """Complete runs for these ``runs`` rows: five queries for any number of rows."""
+        ids = [row["run_id"] for row in rows]
+        params: dict[str, dict[str, str]] = {run_id: {} for run_id in ids}
+        tags: dict[str, dict[str, str]] = {run_id: {} for run_id in ids}
+        metrics: dict[str, dict[str, Metric]] = {run_id: {} for run_id in ids}
+        datasets: dict[str, dict[str, Dataset]] = {run_id: {} for run_id in ids}
+        artifacts: dict[str, dict[str, Artifact]] = {run_id: {} for run_id in ids}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            for r in conn.execute(f"SELECT * FROM params WHERE run_id IN ({marks})", chunk):
+                params[r["run_id"]][r["key"]] = r["value"]
+            for r in conn.execute(f"SELECT * FROM tags WHERE run_id IN ({marks})", chunk):
+                tags[r["run_id"]][r["key"]] = r["value"]
+            for r in conn.execute(f"SELECT * FROM latest_metrics WHERE run_id IN ({marks})", chunk):
+                metrics[r["run_id"]][r["key"]] = Metric(
+                    key=r["key"], value=r["value"], step=r["step"], timestamp=r["timestamp"]
+                )
+            for r in conn.execute(f"SELECT * FROM datasets WHERE run_id IN ({marks})", chunk):
+                datasets[r["run_id"]][r["name"]] = Dataset(
+                    name=r["name"],
+                    uri=r["uri"],
+                    digest=r["digest"],
+                    digest_algorithm=r["digest_algorithm"],
+                    size=r["size"],
+                    version_id=r["version_id"],
+                    logged_at=r["logged_at"],
+                )
+            for r in conn.execute(f"SELECT * FROM artifacts WHERE run_id IN ({marks})", chunk):
+                artifacts[r["run_id"]][r["name"]] = Artifact(
+                    name=r["name"],
+                    uri=r["uri"],
+                    sha256=r["sha256"],
+                    size=r["size"],
+                    created_at=r["created_at"],
+                )
+        return [
+            RunRecord(
+                run_id=row["run_id"],
+                experiment_id=row["experiment_id"],
+                experiment_name=row["experiment_name"],
+                run_name=row["run_name"],
+                status=RunStatus(row["status"]),
+                start_time=row["start_time"],
+                end_time=row["end_time"],
+                parent_run_id=row["parent_run_id"],
+                params=params[row["run_id"]],
+                metrics=metrics[row["run_id"]],
+                tags=tags[row["run_id"]],
+                datasets=datasets[row["run_id"]],
+                artifacts=artifacts[row["run_id"]],
             )
-            for r in conn.execute("SELECT * FROM latest_metrics WHERE run_id = ?", (run_id,))
-        }
-        datasets = {
-            r["name"]: Dataset(
-                name=r["name"],
-                uri=r["uri"],
-                digest=r["digest"],
-                digest_algorithm=r["digest_algorithm"],
-                size=r["size"],
-                version_id=r["version_id"],
-                logged_at=r["logged_at"],
-            )
-            for r in conn.execute("SELECT * FROM datasets WHERE run_id = ?", (run_id,))
-        }
-        artifacts = {
-            r["name"]: Artifact(
-                name=r["name"],
-                uri=r["uri"],
-                sha256=r["sha256"],
-                size=r["size"],
-                created_at=r["created_at"],
-            )
-            for r in conn.execute("SELECT * FROM artifacts WHERE run_id = ?", (run_id,))
-        }
-        return RunRecord(
-            run_id=run_id,
-            experiment_id=row["experiment_id"],
-            experiment_name=row["experiment_name"],
-            run_name=row["run_name"],
-            status=RunStatus(row["status"]),
-            start_time=row["start_time"],
-            end_time=row["end_time"],
-            parent_run_id=row["parent_run_id"],
-            params=params,
-            metrics=metrics,
-            tags=tags,
-            datasets=datasets,
-            artifacts=artifacts,
-        )
+            for row in rows
+        ]
 
     def _log_batch(
         self,
