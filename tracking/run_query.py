@@ -182,7 +182,7 @@ def page_of(
     Raises:
         InvalidInput: a page token that is not this query's.
     """
-    after = decode_cursor(query, page_token) if page_token else None
+    after = decode_cursor(query, page_token) if page_token is not None else None
     found = [
         run
         for run in runs

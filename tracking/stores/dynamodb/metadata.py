@@ -537,8 +537,13 @@ class DynamoDBMetadata(DynamoDBRuns, DynamoDBMetrics, MetadataStore):
         model = self._models.TrackingItem
         with _calling("get run"):
             try:
+                # "pk" too: an item none of whose asked attributes exist comes back empty,
+                # which pynamodb takes for a missing item.
                 return model.get(
-                    _run_pk(run_id), _RUN_SK, consistent_read=True, attributes_to_get=attributes
+                    _run_pk(run_id),
+                    _RUN_SK,
+                    consistent_read=True,
+                    attributes_to_get=None if attributes is None else ["pk", *attributes],
                 )
             except DoesNotExist:
                 raise NotFound(f"run {run_id!r} not found") from None

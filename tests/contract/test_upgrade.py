@@ -1,0 +1,126 @@
+"""``tracking init`` upgrades a DynamoDB store written by the previous release.
+
+Runs in the previous layout (``legacy.py``) are readable and writable before the upgrade; the
+upgrade gives each its summary, resumes after a failure half way, and loses nothing; afterwards
+listing makes no per-run request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.contract.conftest import Backend
+from tests.contract.legacy import write_legacy_run
+from tracking import ExperimentLogger
+from tracking.entities import Metric
+from tracking.errors import StoreUnavailable
+from tracking.stores.dynamodb import DynamoDBStore
+from tracking.stores.dynamodb.schema import tracking_table_name
+
+TRAIN = {"uri": "s3://b/t.csv", "digest": "ab", "digest_algorithm": "md5", "logged_at": 3}
+DYNAMODB = pytest.mark.parametrize("backend", ["moto", "moto_server"], indirect=True)
+
+
+def _legacy_experiment(store: DynamoDBStore, runs: int = 5) -> None:
+    experiment = store.get_or_create_experiment("old")
+    for index in range(runs):
+        write_legacy_run(
+            tracking_table_name(store.table_prefix),
+            experiment_id=experiment.experiment_id,
+            experiment_name="old",
+            run_id=f"old{index}",
+            start_time=1_000 + index,
+            params={"max_depth": str(index), "lr": "0.1"},
+            tags={"team": "ds"},
+            metrics={"auc": (0.5 + index / 10, 9, 5), "loss": (1.0 / (index + 1), 9, 5)},
+            datasets={"train": TRAIN},
+            artifacts={"model": {"uri": "s3://b/m", "sha256": "ff", "size": 4, "created_at": 4}},
+        )
+
+
+def _state(store: DynamoDBStore) -> list[Any]:
+    return sorted(store.iter_runs("old"), key=lambda run: run.run_id)
+
+
+@pytest.fixture
+def legacy(backend: Backend) -> DynamoDBStore:
+    store = backend.metadata
+    assert isinstance(store, DynamoDBStore)
+    _legacy_experiment(store)
+    return store
+
+
+@DYNAMODB
+def test_legacy_runs_read_and_write_before_the_upgrade(
+    backend: Backend, legacy: DynamoDBStore
+) -> None:
+    run = legacy.get_run("old3")
+    assert run.params == {"max_depth": "3", "lr": "0.1"}
+    assert run.metrics["auc"].value == pytest.approx(0.8)
+    assert set(run.datasets) == {"train"}
+    assert set(run.artifacts) == {"model"}
+    legacy.log_batch(
+        "old3",
+        params={"new": "1"},
+        tags={"team": "ml"},
+        metrics=[Metric(key="auc", value=0.95, step=10, timestamp=6)],
+    )
+    legacy.log_batch("old3", metrics=[Metric(key="auc", value=0.1, step=2, timestamp=7)])
+    run = legacy.get_run("old3")
+    assert run.params["new"] == "1"
+    assert run.tags["team"] == "ml"
+    assert run.metrics["auc"].value == 0.95  # the older point never replaces the latest
+    logger = ExperimentLogger(metadata_store=legacy, artifact_store=backend.artifacts)
+    found = logger.search_runs("old", filter="metrics.auc > 0.75", order_by=["metrics.auc DESC"])
+    assert [run.run_id for run in found.items] == ["old3", "old4"]
+
+
+@DYNAMODB
+def test_upgrade_resumes_after_a_failure_and_loses_nothing(
+    legacy: DynamoDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy.log_batch("old1", metrics=[Metric(key="auc", value=0.95, step=20, timestamp=9)])
+    before = _state(legacy)
+    original = DynamoDBStore._upgrade_run
+    done: list[str] = []
+
+    def failing(self: DynamoDBStore, run_id: str) -> bool:
+        if len(done) == 2:
+            raise StoreUnavailable("DynamoDB throttled upgrade run summaries after retries")
+        done.append(run_id)
+        return original(self, run_id)
+
+    monkeypatch.setattr(DynamoDBStore, "_upgrade_run", failing)
+    with pytest.raises(StoreUnavailable):
+        legacy.initialize()
+    assert _state(legacy) == before  # half upgraded: every run still reads the same
+    monkeypatch.setattr(DynamoDBStore, "_upgrade_run", original)
+    assert legacy.upgrade_run_summaries() == 3  # the two done are skipped
+    assert legacy.upgrade_run_summaries() == 0  # idempotent
+    legacy.initialize()
+    assert _state(legacy) == before
+
+
+@DYNAMODB
+def test_after_the_upgrade_summaries_are_kept_and_read(legacy: DynamoDBStore) -> None:
+    legacy.initialize()
+    legacy.log_batch(
+        "old2", tags={"late": "x"}, metrics=[Metric(key="auc", value=0.99, step=50, timestamp=9)]
+    )
+    operations: list[str] = []
+
+    def record(model: Any, **kwargs: Any) -> None:
+        operations.append(model.name)
+
+    client = legacy._connection().client
+    client.meta.events.register("before-call.dynamodb", record)
+    try:
+        runs = {run.run_id: run for run in legacy.iter_runs("old")}
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", record)
+    assert runs["old2"].tags["late"] == "x"
+    assert runs["old2"].metrics["auc"].value == 0.99
+    # One GetItem for the experiment, one gsi1 Query: no per-run request once summarised.
+    assert operations == ["GetItem", "Query"]
