@@ -96,3 +96,12 @@ deploy-check: install-dev sam-validate
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/pytest -q tests/deploy/test_template.py tests/deploy/test_samconfig.py \
 		tests/deploy/test_ecs.py tests/deploy/test_layer.py
+
+# ---- monitoring proofs (deploy/monitoring/, tests/deploy/test_monitoring.py) ----------------
+# promtool from the distribution's prometheus package, unpacked into the venv (~20 MB download).
+$(BIN)/promtool: deploy/install_promtool.sh | $(BIN)/python
+	bash deploy/install_promtool.sh $(BIN)
+
+.PHONY: promtool
+promtool: $(BIN)/promtool
+test: promtool

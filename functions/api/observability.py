@@ -16,11 +16,12 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 Scope = MutableMapping[str, Any]
@@ -70,6 +71,22 @@ def prediction_counter(model: str, version: str, risk_level: str) -> Any:
 
 
 _PREDICTION_CHILDREN: dict[tuple[str, str, str], Any] = {}
+
+
+def publish_predictions_by_risk(model: str, counts: Mapping[str, int]) -> None:
+    """EMF ``Predictions`` per model and risk level (template.yaml's dashboard draws them).
+
+    The invocation's ``metrics`` gives every metric of a flush the same dimensions, and one batch
+    mixes risk levels, so each level is its own document. No version dimension: each one would be
+    a new CloudWatch metric, billed monthly, forever (Prometheus has the version label).
+    """
+    for risk_level, count in counts.items():
+        dimensions = {"service": SERVICE, "model": model, "risk_level": risk_level}
+        with single_metric(
+            name="Predictions", unit=MetricUnit.Count, value=count,
+            namespace=metrics.namespace, default_dimensions=dimensions,
+        ):  # fmt: skip
+            pass
 
 
 def _write_request_line(fields: dict[str, Any]) -> None:

@@ -97,7 +97,7 @@ def test_compose_rejects_an_invalid_file(tmp_path: Path) -> None:
 
 def test_services_and_their_order(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    assert set(services) == {"aws", "init", "api"}
+    assert set(services) == {"aws", "init", "api", "metrics-proxy", "prometheus", "grafana"}
     assert services["aws"]["image"].startswith("motoserver/moto:")
     assert services["aws"]["healthcheck"]["test"][0] == "CMD"
     assert services["init"]["depends_on"]["aws"]["condition"] == "service_healthy"

@@ -301,12 +301,14 @@ def test_every_route_reaches_the_app_and_the_usage_plan_is_optional(
         method = path["x-amazon-apigateway-any-method"]
         integration = method["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy"
-        assert "${ApiFunction.Arn}" in integration["uri"]["Fn::Sub"]
+        # The `live` alias, not the unpublished $LATEST: rollback and provisioned concurrency
+        # act on the alias.
+        assert "${ApiFunction.Alias}" in integration["uri"]["Fn::Sub"]
         assert method["security"]["Fn::If"][0] == "UseUsagePlan"
     assert resources["UsagePlan"]["Condition"] == "UseUsagePlan"
     assert template["Parameters"]["EnableUsagePlan"]["Default"] == "false"
     permission = resources["ApiInvokePermission"]["Properties"]
-    assert permission["FunctionName"] == {"Ref": "ApiFunction"}
+    assert permission["FunctionName"] == {"Ref": "ApiFunction.Alias"}
     assert permission["SourceArn"]["Fn::Sub"].endswith(":${Api}/*")
 
 
@@ -332,3 +334,34 @@ def test_parameters_outputs_and_layer(template: dict[str, Any], resources: dict[
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     content = ROOT / layer["Properties"]["ContentUri"]
     assert "build-TrackingSdkLayer:" in (content / "Makefile").read_text()
+
+
+def test_provisioned_concurrency_is_optional_and_on_the_alias(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    function = resources["ApiFunction"]["Properties"]
+    assert function["AutoPublishAlias"] == "live"
+    condition, enabled, disabled = function["ProvisionedConcurrencyConfig"]["Fn::If"]
+    assert condition == "HasProvisionedConcurrency"
+    assert enabled == {"ProvisionedConcurrentExecutions": {"Ref": "ProvisionedConcurrency"}}
+    assert disabled == {"Ref": "AWS::NoValue"}
+    assert template["Parameters"]["ProvisionedConcurrency"]["Default"] == 0
+    assert template["Conditions"]["HasProvisionedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ProvisionedConcurrency"}, 0]}]
+    }
+    # CloudWatch keys API Gateway metrics by the API's name: it must be set, not generated.
+    assert resources["Api"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-api"}
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [("", True), ("oncall@example.com", True), ("not-an-address", False), ("a@b", False),
+     ("a b@example.com", False)],
+)  # fmt: skip
+def test_alarm_email_parameter_pattern(
+    template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    import re
+
+    pattern = template["Parameters"]["AlarmEmail"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is accepted

@@ -225,8 +225,14 @@ def test_emf_metrics_with_cold_start_are_printed(
     assert cold[0]["function_name"] == context.function_name
     assert cold[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MLOps"
     predictions = [doc for doc in first if "Predictions" in _metric_names(doc)]
-    assert len(predictions) == 1
-    assert predictions[0]["Predictions"] in (1.0, [1.0])
+    # The invocation's total, and the same prediction counted by model and risk level.
+    total = [doc for doc in predictions if "risk_level" not in doc]
+    by_risk = [doc for doc in predictions if "risk_level" in doc]
+    assert len(total) == len(by_risk) == 1
+    assert total[0]["Predictions"] in (1.0, [1.0])
+    assert by_risk[0]["Predictions"] in (1.0, [1.0])
+    assert by_risk[0]["model"] == "churn"
+    assert by_risk[0]["risk_level"] in ("low", "medium", "high")
     # Warm invocations publish the application metrics but no second cold start.
     assert not [doc for doc in second if "ColdStart" in _metric_names(doc)]
     assert [doc for doc in second if "Predictions" in _metric_names(doc)]

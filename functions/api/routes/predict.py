@@ -22,7 +22,12 @@ from pydantic import BaseModel, ValidationError
 from functions.api.auth import AuthRoute, requires
 from functions.api.errors import ApiError
 from functions.api.model_cache import ModelCache
-from functions.api.observability import lambda_configured, metrics, prediction_counter
+from functions.api.observability import (
+    lambda_configured,
+    metrics,
+    prediction_counter,
+    publish_predictions_by_risk,
+)
 from functions.api.schemas import ChurnBatchRequest, ChurnBatchResponse
 from functions.api.settings import ApiSettings
 from models.base import Predictor
@@ -114,6 +119,7 @@ def _count(records: list[dict[str, Any]]) -> None:
         prediction_counter(MODEL_NAME, version, risk_level).inc(count)
     if lambda_configured():
         metrics.add_metric(name="Predictions", unit="Count", value=len(records))
+        publish_predictions_by_risk(MODEL_NAME, Counter(r["risk_level"] for r in records))
 
 
 def _json(body: Any) -> Response:
