@@ -33,7 +33,9 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Passage:
+class Chunk:
+    """One passage of the corpus as indexed (served as ``features.Passage`` with its score)."""
+
     id: str
     source: str
     start: int  # character offsets into the document's text
@@ -99,7 +101,7 @@ def check_chunking(chunk_size: int, overlap: int) -> None:
         )
 
 
-def split_document(document: Document, chunk_size: int, overlap: int) -> list[Passage]:
+def split_document(document: Document, chunk_size: int, overlap: int) -> list[Chunk]:
     """Split one document into passages of at most ``chunk_size`` words, ``overlap`` shared.
 
     Every word of the document is in at least one passage. A section's last passage ends at the
@@ -119,7 +121,7 @@ def split_document(document: Document, chunk_size: int, overlap: int) -> list[Pa
             last = min(first + chunk_size, len(words))
             start, end = words[first][0], words[last - 1][1]
             passages.append(
-                Passage(
+                Chunk(
                     id=passage_id(document.source, start, end),
                     source=document.source,
                     start=start,
@@ -134,7 +136,7 @@ def split_document(document: Document, chunk_size: int, overlap: int) -> list[Pa
     return passages
 
 
-def split_corpus(documents: Sequence[Document], chunk_size: int, overlap: int) -> list[Passage]:
+def split_corpus(documents: Sequence[Document], chunk_size: int, overlap: int) -> list[Chunk]:
     """All documents' passages, in corpus order.
 
     Raises:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models.rag.corpus import Passage, check_chunking
+from models.rag.corpus import Chunk, check_chunking
 from tracking import InvalidInput
 from tracking.flavors import RetrieverIndex, load_retriever, save_retriever
 
@@ -146,7 +146,7 @@ def build_matrix(
     return arrays, vocab
 
 
-def _indexed_text(passage: Passage, config: RetrieverConfig) -> str:
+def _indexed_text(passage: Chunk, config: RetrieverConfig) -> str:
     return f"{passage.section}\n{passage.text}" if config.index_headings else passage.text
 
 
@@ -156,7 +156,7 @@ class BM25Index:
     def __init__(
         self,
         config: RetrieverConfig,
-        passages: Sequence[Passage],
+        passages: Sequence[Chunk],
         arrays: Mapping[str, np.ndarray[Any, Any]],
         vocab: Mapping[str, int],
         extra: Mapping[str, Any] | None = None,
@@ -192,7 +192,7 @@ class BM25Index:
         self.tokenize = Tokenizer(config)
 
     @classmethod
-    def build(cls, passages: Sequence[Passage], config: RetrieverConfig) -> BM25Index:
+    def build(cls, passages: Sequence[Chunk], config: RetrieverConfig) -> BM25Index:
         tokens = [Tokenizer(config)(_indexed_text(p, config)) for p in passages]
         arrays, vocab = build_matrix(tokens, config)
         return cls(config, passages, arrays, vocab)
@@ -217,7 +217,7 @@ class BM25Index:
             scores += self._nonoccurrence[ids].sum()
         return scores, matched
 
-    def search(self, query: str, k: int) -> list[tuple[Passage, float]]:
+    def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         """The ``k`` best passages holding a query term, best first (ties: corpus order)."""
         scores, matched = self.scores(query)
         candidates = np.flatnonzero(matched)
@@ -252,7 +252,7 @@ class BM25Index:
         try:
             config = RetrieverConfig.from_params(manifest["config"])
             passages = [
-                Passage(id=str(p["id"]), source=str(p["source"]), start=int(p["start"]),
+                Chunk(id=str(p["id"]), source=str(p["source"]), start=int(p["start"]),
                         end=int(p["end"]), section=str(p["section"]), text=str(p["text"]))
                 for p in manifest["passages"]
             ]  # fmt: skip
