@@ -41,6 +41,7 @@ class Predictor(Protocol):
 #: model name -> "module:factory", the factory taking (ModelVersion, loaded model).
 FACTORIES: dict[str, str] = {
     "churn": "models.churn.predictor:ChurnPredictor.from_version",
+    "rag": "models.rag.predictor:RagPredictor.from_version",
 }
 
 

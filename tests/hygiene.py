@@ -15,6 +15,8 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from functions.api.redaction import storage_names
+from tracking.backends import build_stores
+from tracking.config import DEFAULT_ARTIFACT_URI, DEFAULT_TRACKING_URI, TrackingConfig
 
 #: Shapes that never belong in a body: a Python traceback, an AWS ARN, an S3 URI.
 FORBIDDEN = (
@@ -46,15 +48,22 @@ def names_from_env(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     """The storage names an app configured from ``environ`` would use."""
     tracking_uri = environ.get("TRACKING_URI", "")
     artifact_uri = environ.get("ARTIFACT_URI", "")
-    return storage_names(tracking_uri, artifact_uri) if tracking_uri or artifact_uri else ()
+    return names_of(tracking_uri, artifact_uri) if tracking_uri or artifact_uri else ()
+
+
+def names_of(tracking_uri: str, artifact_uri: str) -> tuple[str, ...]:
+    """The storage names of stores at these URIs (building them sends no request)."""
+    config = TrackingConfig(TRACKING_URI=tracking_uri or DEFAULT_TRACKING_URI,
+                            ARTIFACT_URI=artifact_uri or DEFAULT_ARTIFACT_URI)  # fmt: skip
+    return storage_names(*build_stores(config))
 
 
 def names_from_app(app: object) -> tuple[str, ...]:
     """The storage names of an app built by ``create_app`` (or of what it wraps)."""
     for candidate in (app, getattr(app, "app", None), getattr(app, "target", None)):
-        settings = getattr(getattr(candidate, "state", None), "settings", None)
-        if settings is not None:
-            return storage_names(settings.tracking_uri, settings.artifact_uri)
+        redact = getattr(getattr(candidate, "state", None), "redact", None)
+        if redact is not None:
+            return tuple(redact.names)
     return names_from_env()
 
 

@@ -141,6 +141,8 @@ class Flavor(enum.StrEnum):
     XGBOOST = "xgboost"
     SKLEARN = "sklearn"
     JOBLIB = "joblib"
+    #: A search index: numeric arrays and a JSON manifest in one ``.npz``, read without pickle.
+    RETRIEVER = "retriever"
 
 
 #: Flavors whose artifacts are pickles: registered and loaded only when explicitly allowed.

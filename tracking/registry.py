@@ -44,7 +44,12 @@ from tracking.entities import (
     Stage,
 )
 from tracking.errors import Conflict, InvalidInput, NotFound
-from tracking.flavors import check_xgboost_artifact, load_model, parse_flavor
+from tracking.flavors import (
+    check_retriever_artifact,
+    check_xgboost_artifact,
+    load_model,
+    parse_flavor,
+)
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE
 from tracking.stores.ports.registry import AliasWrite, check_tags
 from tracking.stores.ports.store import TrackingStore
@@ -173,12 +178,14 @@ class ModelRegistry:
 
         The artifact is downloaded and checked against its recorded SHA-256; an ``xgboost``
         artifact must load as XGBoost's native JSON or UBJ (its feature names become the
-        signature when none is given). Pickle flavors need ``allow_pickle=True``.
+        signature when none is given); a ``retriever`` artifact must be an index bundle that
+        loads without pickle. Pickle flavors need ``allow_pickle=True``.
 
         Raises:
             InvalidInput: bad name, flavor, signature, tags or metadata (too large, or not JSON);
                 a pickle flavor without ``allow_pickle``; an xgboost artifact that is not native
-                JSON/UBJ. Nothing is written.
+                JSON/UBJ; a retriever artifact that is not a pickle-free index bundle. Nothing is
+                written.
             NotFound: no such run, or the run has no artifact called ``artifact``.
             IntegrityError: the artifact's bytes do not match their recorded SHA-256.
         """
@@ -206,6 +213,8 @@ class ModelRegistry:
             if chosen_flavor is Flavor.XGBOOST:
                 inferred = check_xgboost_artifact(local)
                 specs = specs if specs is not None else inferred
+            elif chosen_flavor is Flavor.RETRIEVER:
+                check_retriever_artifact(local)
 
         for attempt in range(REGISTER_ATTEMPTS):
             try:

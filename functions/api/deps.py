@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from functions.api.auth import Principal, current_principal
 from functions.api.model_cache import ModelCache
 from tracking import ExperimentLogger, ModelRegistry
+from tracking.stores.ports.idempotency import IdempotencyStore
 
 
 async def _registry(request: Request) -> ModelRegistry:
@@ -25,6 +26,11 @@ async def _logger(request: Request) -> ExperimentLogger:
     return logger
 
 
+async def _idempotency(request: Request) -> IdempotencyStore:
+    store: IdempotencyStore = request.app.state.idempotency
+    return store
+
+
 async def _cache(request: Request) -> ModelCache:
     cache: ModelCache = request.app.state.model_cache
     return cache
@@ -33,4 +39,5 @@ async def _cache(request: Request) -> ModelCache:
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
 LoggerDep = Annotated[ExperimentLogger, Depends(_logger)]
 CacheDep = Annotated[ModelCache, Depends(_cache)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(_idempotency)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -76,7 +76,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.logger = tracking_logger
     app.state.model_cache = cache
     app.state.started = time.monotonic()
-    app.state.redact = Redactor(storage_names(settings.tracking_uri, settings.artifact_uri))
+    app.state.redact = Redactor(storage_names(store, artifacts))
+    app.state.idempotency = store
     errors.install(app)
     common = (401, 403, 413, 422, 500)
     for router, codes in (

@@ -22,7 +22,7 @@ from tests.deploy.cloudwatch import (
     dashboard_refs,
     load_template,
 )
-from tracking.stores.dynamodb_schema import table_definitions
+from tracking.stores.dynamodb.schema import table_definitions
 
 from .support import LambdaContext, invoke, load_event
 

@@ -7,18 +7,18 @@ from pathlib import Path
 import pytest
 
 from functions.api.errors import public_message
-from functions.api.redaction import REDACTED, Redactor, storage_names
-from tests.hygiene import Unhygienic, check_body
+from functions.api.redaction import REDACTED, Redactor
+from tests.hygiene import Unhygienic, check_body, names_of
 from tracking.errors import Conflict, IntegrityError, InvalidInput, StoreUnavailable
 
 
 def test_aws_storage_names_are_the_tables_and_the_bucket() -> None:
-    names = storage_names("dynamodb://prod-ml", "s3://acme-models/ml/artifacts")
+    names = names_of("dynamodb://prod-ml", "s3://acme-models/ml/artifacts")
     assert set(names) == {"prod-ml-tracking", "prod-ml-metrics", "acme-models"}
 
 
 def test_embedded_storage_names_are_the_database_and_the_folder(tmp_path: Path) -> None:
-    names = storage_names(f"sqlite:///{tmp_path}/t.db", f"file://{tmp_path}/artifacts")
+    names = names_of(f"sqlite:///{tmp_path}/t.db", f"file://{tmp_path}/artifacts")
     assert f"{tmp_path}/t.db" in names
     assert f"{tmp_path}/artifacts" in names
     assert list(names) == sorted(names, key=len, reverse=True)
@@ -36,7 +36,7 @@ def test_embedded_storage_names_are_the_database_and_the_folder(tmp_path: Path) 
     ],
 )
 def test_the_redactor_removes_every_location(message: str) -> None:
-    redact = Redactor(storage_names("dynamodb://prod-ml", "s3://acme-models/ml"))
+    redact = Redactor(names_of("dynamodb://prod-ml", "s3://acme-models/ml"))
     cleaned = redact(message)
     assert REDACTED in cleaned
     for secret in ("prod-ml-tracking", "acme-models", "arn:aws", "s3://", "file://", "169.254"):
@@ -45,7 +45,7 @@ def test_the_redactor_removes_every_location(message: str) -> None:
 
 def test_the_redactor_leaves_ordinary_messages_alone() -> None:
     message = "model 'churn' has no version 9"
-    assert Redactor(storage_names("dynamodb://p", "s3://b/x"))(message) == message
+    assert Redactor(names_of("dynamodb://p", "s3://b/x"))(message) == message
 
 
 def test_server_side_failures_get_a_fixed_message_and_client_mistakes_their_own() -> None:

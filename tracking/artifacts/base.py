@@ -70,6 +70,10 @@ class ArtifactStore(abc.ABC):
         """Create the folder or bucket when missing. Idempotent; used by ``tracking init``."""
 
     @abc.abstractmethod
+    def locations(self) -> frozenset[str]:
+        """Names of where this store keeps objects (bucket, folder), for redacting messages."""
+
+    @abc.abstractmethod
     def upload(self, run_id: str, name: str, source: Path) -> StoredObject:
         """Copy ``source`` to the run's artifact ``name`` and return its URI, SHA-256 and size.
 

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from tracking.artifacts.base import CHUNK_SIZE, ArtifactStore, StoredObject, artifact_key
 from tracking.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, StoreUnavailable
+from tracking.paths import local_names
 from tracking.validation import validate_name
 
 SCHEME = "file://"
@@ -120,7 +121,11 @@ class LocalArtifactStore(ArtifactStore):
 
     def __init__(self, root: Path) -> None:
         # Resolved once, so URIs stay absolute and valid if the process later changes folder.
+        self._given = Path(root)
         self._root = Path(root).expanduser().resolve()
+
+    def locations(self) -> frozenset[str]:
+        return local_names(self._given) | local_names(self._root)
 
     @property
     def root(self) -> Path:

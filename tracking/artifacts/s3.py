@@ -175,6 +175,9 @@ class S3ArtifactStore(ArtifactStore):
         self._multipart_threshold = multipart_threshold
         self._part_size = part_size
 
+    def locations(self) -> frozenset[str]:
+        return frozenset({self._bucket})
+
     @property
     def bucket(self) -> str:
         return self._bucket

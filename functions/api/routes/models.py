@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from functions.api.auth import AuthRoute, requires
-from functions.api.deps import PrincipalDep, RegistryDep
+from functions.api.deps import IdempotencyDep, PrincipalDep, RegistryDep
 from functions.api.idempotency import IdempotencyKey, run_once
 from functions.api.schemas import (
     MaxResults,
@@ -67,6 +67,7 @@ def promote(
     version: VersionPath,
     body: PromoteRequest,
     registry: RegistryDep,
+    idempotency: IdempotencyDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ModelVersionInfo | Response:
@@ -74,7 +75,7 @@ def promote(
     return run_once(
         request,
         principal,
-        registry.store,
+        idempotency,
         idempotency_key,
         body.model_dump(mode="json"),
         lambda: version_view(
@@ -88,6 +89,7 @@ def rollback(
     request: Request,
     name: NamePath,
     registry: RegistryDep,
+    idempotency: IdempotencyDep,
     principal: PrincipalDep,
     body: RollbackRequest | None = None,
     idempotency_key: IdempotencyKey = None,
@@ -97,7 +99,7 @@ def rollback(
     return run_once(
         request,
         principal,
-        registry.store,
+        idempotency,
         idempotency_key,
         change.model_dump(mode="json"),
         lambda: version_view(

@@ -60,6 +60,13 @@ class MetadataStore(abc.ABC):
         called implicitly on a request path of a remote backend.
         """
 
+    @abc.abstractmethod
+    def locations(self) -> frozenset[str]:
+        """Names of where this store keeps data (tables, files), for redacting messages.
+
+        An operator's error message may name them; a client must not learn them.
+        """
+
     def close(self) -> None:  # noqa: B027  # optional hook: most backends hold nothing to release
         """Release connections. The store must not be used afterwards."""
 

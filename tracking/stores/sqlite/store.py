@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tracking.paths import local_names
 from tracking.stores.ports.store import TrackingStore
 from tracking.stores.sqlite.database import SQLiteDatabase
 from tracking.stores.sqlite.idempotency import SQLiteIdempotency
@@ -20,6 +21,9 @@ class SQLiteStore(SQLiteMetadata, SQLiteRegistry, SQLiteIdempotency, TrackingSto
 
     def initialize(self) -> None:
         self.db.connection()
+
+    def locations(self) -> frozenset[str]:
+        return local_names(self.db.path)
 
     def close(self) -> None:
         self.db.close()
