@@ -24,16 +24,22 @@ METRIC_KEYS = ("m1", "m2")
 PARAM_KEYS = ("p1", "p2")
 TAG_KEYS = ("t1", "t2")
 TEXTS = (
-    "1", "01", "1.0", " 2 ", "2", "10", "1e1", "-0", "0", "inf", "-inf", "nan", "1_0", "",
+    "1", "01", "1.0", " 2 ", "2", "10", "1e1", "-0", "0", "-1", "-2.5", "inf", "-inf", "nan",
+    "1_0", "",
     "abc", "ABC", "abd", "a%b", "a_b", "%", "_", "it's", 'say "hi"', "back\\slash", "é", "É",
     "straße", "日本", "x\ny",
 )  # fmt: skip
 METRIC_VALUES = (0.0, -0.0, 0.5, 1.0, -1.5, 2.0, 10.0, 1e300, 0.1 + 0.2)
 RUN_IDS = ("r1", "r2", "R3", "1", "1.0", "01", "2", "a_b", "é", "z")
 
-texts = st.one_of(st.sampled_from(TEXTS), st.text(alphabet="aAb1%_' é\\", max_size=4))
+texts = st.one_of(
+    st.sampled_from(TEXTS), st.sampled_from(TEXTS), st.text(alphabet="aAb1%_' é\\", max_size=4)
+)
+# Mostly the pool (ties across runs and with literals), sometimes any finite float.
 metric_values = st.one_of(
-    st.sampled_from(METRIC_VALUES), st.floats(allow_nan=False, allow_infinity=False)
+    st.sampled_from(METRIC_VALUES),
+    st.sampled_from(METRIC_VALUES),
+    st.floats(allow_nan=False, allow_infinity=False),
 )
 
 
@@ -54,7 +60,7 @@ class RunSpec:
 @st.composite
 def run_specs(draw: st.DrawFn, max_runs: int = 12) -> list[RunSpec]:
     """Runs with distinct ids, few start times (ties) and random subsets of the key pools."""
-    ids = draw(st.lists(st.sampled_from(RUN_IDS), unique=True, max_size=max_runs))
+    ids = draw(st.lists(st.sampled_from(RUN_IDS), unique=True, min_size=1, max_size=max_runs))
     return [
         RunSpec(
             run_id=run_id,
@@ -62,9 +68,11 @@ def run_specs(draw: st.DrawFn, max_runs: int = 12) -> list[RunSpec]:
             run_name=draw(st.none() | texts.filter(bool)),
             status=draw(st.sampled_from(list(RunStatus))),
             end_time=draw(st.none() | st.integers(0, 6)),
-            params=draw(st.dictionaries(st.sampled_from(PARAM_KEYS), texts)),
-            tags=draw(st.dictionaries(st.sampled_from(TAG_KEYS), texts)),
-            metrics=draw(st.dictionaries(st.sampled_from(METRIC_KEYS), metric_values)),
+            params=draw(st.fixed_dictionaries({}, optional=dict.fromkeys(PARAM_KEYS, texts))),
+            tags=draw(st.fixed_dictionaries({}, optional=dict.fromkeys(TAG_KEYS, texts))),
+            metrics=draw(
+                st.fixed_dictionaries({}, optional=dict.fromkeys(METRIC_KEYS, metric_values))
+            ),
         )
         for run_id in ids
     ]
@@ -115,16 +123,27 @@ statuses = st.sampled_from([status.value for status in RunStatus])
 
 
 @st.composite
-def comparisons(draw: st.DrawFn) -> str:
+def comparisons(draw: st.DrawFn, seen: Sequence[RunSpec] = ()) -> str:
+    """One comparison; literals often come from the runs ``seen``, so that some runs match."""
     kind, key = draw(st.sampled_from(_FIELDS))
     name = f"{kind}.{key}" if kind != "attributes" or draw(st.booleans()) else key
-    numbers = metric_values.map(number) | st.integers(-2, 12).map(str)
-    strings = (statuses if key == "status" else texts).map(quote)
+    seen_texts = sorted({v for spec in seen for v in (*spec.params.values(), *spec.tags.values())})
+    seen_numbers = sorted({v for spec in seen for v in spec.metrics.values()})
+    text_pool = st.sampled_from(seen_texts) | texts if seen_texts else texts
+    number_pool = st.sampled_from(seen_numbers) | metric_values if seen_numbers else metric_values
+    numbers = number_pool.map(number) | st.integers(-2, 6).map(str)
+    strings = (statuses if key == "status" else text_pool).map(quote)
     literals = numbers if kind == "metrics" else draw(st.sampled_from([numbers, strings]))
     shape = draw(st.sampled_from(["op", "op", "in", "not in", "like"]))
     if shape == "like" and kind != "metrics":
         op = draw(st.sampled_from(["LIKE", "ILIKE", "like", "ilike"]))
-        return f"{name} {op} {quote(draw(texts))}"
+        pattern = draw(text_pool)
+        if draw(st.booleans()):  # put a wildcard into a pattern that would match exactly
+            at = draw(st.integers(0, len(pattern)))
+            pattern = pattern[:at] + draw(st.sampled_from(["%", "_"])) + pattern[at + 1 :]
+        if draw(st.booleans()):  # so that LIKE and ILIKE differ
+            pattern = pattern.swapcase()
+        return f"{name} {op} {quote(pattern)}"
     if shape in {"in", "not in"}:
         values = draw(st.lists(literals, min_size=1, max_size=3))
         return f"{name} {shape.upper()} ({', '.join(values)})"
@@ -140,7 +159,11 @@ def _combine(parts: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     )
 
 
-filters = st.none() | st.recursive(comparisons(), _combine, max_leaves=5)
+def filters(seen: Sequence[RunSpec] = ()) -> st.SearchStrategy[str | None]:
+    """Filter texts of up to five comparisons (literals often from ``seen``), ``None`` (match
+    everything) now and then."""
+    trees = st.recursive(comparisons(seen), _combine, max_leaves=5)
+    return st.integers(0, 7).flatmap(lambda n: trees if n else st.none())
 
 
 @st.composite
