@@ -6,6 +6,7 @@ Runs are written through ``SQLiteMetadataStore`` (the real write path) into a fi
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -477,6 +478,22 @@ def test_sort_key_orders_as_the_reference(values: list[str]) -> None:
 # -- random runs, filters and orders against the reference -----------------------------------
 
 
+_RANDOM_DB: list[SQLiteMetadataStore] = []
+
+
+def random_store() -> SQLiteMetadataStore:
+    """One store for every example (a new file per example would dominate the test's time),
+    emptied before each."""
+    if not _RANDOM_DB:
+        folder = tempfile.mkdtemp(prefix="search-random-")
+        _RANDOM_DB.append(open_store(Path(folder) / "random.db"))
+    store = _RANDOM_DB[0]
+    with store.db.write() as conn:
+        for table in ("params", "tags", "latest_metrics", "metric_points", "runs", "experiments"):
+            conn.execute(f"DELETE FROM {table}")
+    return store
+
+
 @given(data=st.data(), page_size=st.integers(1, 5))
 @settings(
     max_examples=150,
@@ -490,12 +507,17 @@ def test_random_searches_match_the_reference(data: st.DataObject, page_size: int
     filter_text = data.draw(filters(specs), label="filter")
     order_by = data.draw(orders(), label="order_by")
     assert filter_text is None or parse_filter(filter_text) is not None
-    with tempfile.TemporaryDirectory() as folder:
-        store = open_store(Path(folder) / "random.db")
-        try:
-            experiment = store.create_experiment("random")
-            write_runs(store, experiment, specs)
-            expected = reference_search(list(store.iter_runs("random")), filter_text, order_by)
-            assert sql_search(store, experiment, filter_text, order_by, page_size) == expected
-        finally:
-            store.close()
+    store = random_store()
+    experiment = store.create_experiment("random")
+    write_runs(store, experiment, specs)
+    expected = reference_search(list(store.iter_runs("random")), filter_text, order_by)
+    assert sql_search(store, experiment, filter_text, order_by, page_size) == expected
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_random_store() -> Iterator[None]:
+    yield
+    for store in _RANDOM_DB:
+        store.close()
+        shutil.rmtree(store.db.path.parent, ignore_errors=True)
+    _RANDOM_DB.clear()
