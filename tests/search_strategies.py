@@ -134,7 +134,7 @@ def comparisons(draw: st.DrawFn, seen: Sequence[RunSpec] = ()) -> str:
     numbers = number_pool.map(number) | st.integers(-2, 6).map(str)
     strings = (statuses if key == "status" else text_pool).map(quote)
     literals = numbers if kind == "metrics" else draw(st.sampled_from([numbers, strings]))
-    shape = draw(st.sampled_from(["op", "op", "in", "not in", "like"]))
+    shape = draw(st.sampled_from(["op", "op", "in", "not in", "like", "like"]))
     if shape == "like" and kind != "metrics":
         op = draw(st.sampled_from(["LIKE", "ILIKE", "like", "ilike"]))
         pattern = draw(text_pool)
