@@ -1,7 +1,7 @@
-"""Search speed on SQLite: the SQL search (``tracking.stores.sqlite_search``) against today's
+"""Search speed on SQLite: the SQL search (``tracking.stores.sqlite.search``) against today's
 Python path (``ExperimentLogger.search_runs``: read every run, filter and sort in Python).
 
-For each size it writes that many runs through ``SQLiteMetadataStore`` (5 params incl.
+For each size it writes that many runs through ``SQLiteStore`` (5 params incl.
 ``max_depth`` in '3'..'8', 5 metrics incl. ``auc``, 2 tags) into a temporary file, then times
 page 1 and page 2 of ``metrics.auc > 0.7 and params.max_depth = '5'`` ordered by
 ``metrics.auc DESC``, 50 a page, and prints the median of ``--repeats`` runs in milliseconds.
@@ -30,8 +30,8 @@ from tracking import ExperimentLogger
 from tracking.artifacts.local import LocalArtifactStore
 from tracking.entities import Metric
 from tracking.search import parse_filter, parse_order_by
-from tracking.stores import sqlite_search
-from tracking.stores.sqlite import SQLiteMetadataStore
+from tracking.stores.sqlite import SQLiteStore
+from tracking.stores.sqlite import search as sqlite_search
 
 FILTER = "metrics.auc > 0.7 and params.max_depth = '5'"
 ORDER_BY = ["metrics.auc DESC"]
@@ -39,7 +39,7 @@ PAGE = 50
 EXPERIMENT = "bench"
 
 
-def populate(store: SQLiteMetadataStore, runs: int, seed: int = 7) -> None:
+def populate(store: SQLiteStore, runs: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     experiment = store.get_or_create_experiment(EXPERIMENT)
     start = 1_700_000_000_000
@@ -81,7 +81,7 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
 def bench(size: int, repeats: int, folder: Path, indexes: bool, plan: bool) -> None:
     path = folder / f"search-{size}.db"
     fresh = not path.exists()
-    store = SQLiteMetadataStore(path)
+    store = SQLiteStore(path)
     if fresh:
         began = time.perf_counter()
         populate(store, size)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from tracking.entities import Experiment, Metric, Run, RunStatus
+from tracking.entities import Experiment, Metric, RunRecord, RunStatus
 from tracking.search import parse_filter, parse_order_by, sort_runs
-from tracking.stores.base import MetadataStore
+from tracking.stores.ports.metadata import MetadataStore
 
 METRIC_KEYS = ("m1", "m2")
 PARAM_KEYS = ("p1", "p2")
@@ -178,7 +178,7 @@ def orders(draw: st.DrawFn) -> list[str]:
 
 
 def reference_search(
-    runs: Sequence[Run], filter_text: str | None, order_by: Sequence[str] | None
+    runs: Sequence[RunRecord], filter_text: str | None, order_by: Sequence[str] | None
 ) -> list[str]:
     """Run ids matching ``filter_text`` in ``order_by`` order, by the pure-Python reference.
 

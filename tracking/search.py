@@ -72,6 +72,8 @@ _OPS = {"=", "==", "!=", "<>", ">", ">=", "<", "<=", "like", "ilike"}
 #: The list operators; ``Comparison.literal`` is then a tuple.
 LIST_OPS = {"in", "not in"}
 MAX_FILTER_LENGTH = 4000
+#: Parentheses deeper than this are refused: the parser recurses once per level.
+MAX_NESTING = 50
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ class _Parser:
         self.text = text
         self.tokens = self._tokenize(text)
         self.pos = 0
+        self.depth = 0
 
     @staticmethod
     def _tokenize(text: str) -> list[tuple[str, str, int]]:
@@ -241,7 +244,13 @@ class _Parser:
     def atom(self) -> Predicate:
         kind, text, position = self.take()
         if kind == "lparen":
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise InvalidInput(
+                    f"filter: parentheses nest deeper than {MAX_NESTING} at position {position}"
+                )
             inner = self.expr()
+            self.depth -= 1
             closing = self.take()
             if closing[0] != "rparen":
                 raise InvalidInput(f"filter: expected ')' at position {closing[2]}")

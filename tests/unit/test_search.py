@@ -235,3 +235,9 @@ def test_default_order_is_newest_first() -> None:
 def test_bad_order_by(clause: str) -> None:
     with pytest.raises(InvalidInput):
         parse_order_by([clause])
+
+
+def test_deep_nesting_is_refused_not_a_crash() -> None:
+    parse_filter("(" * 50 + "metrics.auc > 1" + ")" * 50)
+    with pytest.raises(InvalidInput, match="nest deeper than 50"):
+        parse_filter("(" * 400 + "metrics.auc > 1" + ")" * 400)

@@ -10,13 +10,11 @@ from collections.abc import Mapping, Sequence
 from tracking.clock import now_ms
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
 from tracking.errors import AlreadyExists, Conflict, NotFound
-from tracking.run_query import RunQuery, page_of
+from tracking.run_query import RunQuery
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
+from tracking.stores.sqlite import search
 from tracking.stores.sqlite.database import SQLiteDatabase
-
-#: Bound parameters per ``IN (...)`` list (SQLite allows 32,766 since 3.32; stay far below).
-_IDS_PER_QUERY = 500
 
 
 class SQLiteMetadata(MetadataStore):
@@ -128,7 +126,7 @@ class SQLiteMetadata(MetadataStore):
             ).fetchone()
             if row is None:
                 raise NotFound(f"run {run_id!r} not found")
-            return self._assemble(conn, [row])[0]
+            return search.load_runs(conn, [row])[0]
 
     def search_runs(
         self,
@@ -137,75 +135,31 @@ class SQLiteMetadata(MetadataStore):
         max_results: int = DEFAULT_PAGE_SIZE,
         page_token: str | None = None,
     ) -> Page[RunRecord]:
-        limit = check_page_size(max_results, MAX_PAGE_SIZE)
+        """One page in SQL (``search.py``): the filter and the order in the query, a keyset
+        cursor in the token, and the page's runs built in five more queries.
+
+        Raises:
+            NotFound: no such experiment.
+            InvalidInput: bad ``max_results``, or a token that is not this query's.
+        """
         with self.db.read() as conn:
             experiment = conn.execute(
                 "SELECT experiment_id FROM experiments WHERE name = ?", (experiment_name,)
             ).fetchone()
             if experiment is None:
                 raise NotFound(f"experiment {experiment_name!r} not found")
-            rows = conn.execute(
-                "SELECT runs.*, ? AS experiment_name FROM runs WHERE experiment_id = ?",
-                (experiment_name, experiment["experiment_id"]),
-            ).fetchall()
-            runs = self._assemble(conn, rows)
-        return page_of(runs, query, limit, page_token)
-
-    def _assemble(self, conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[RunRecord]:
-        """Complete runs for these ``runs`` rows: five queries for any number of rows."""
-        ids = [row["run_id"] for row in rows]
-        params: dict[str, dict[str, str]] = {run_id: {} for run_id in ids}
-        tags: dict[str, dict[str, str]] = {run_id: {} for run_id in ids}
-        metrics: dict[str, dict[str, Metric]] = {run_id: {} for run_id in ids}
-        datasets: dict[str, dict[str, Dataset]] = {run_id: {} for run_id in ids}
-        artifacts: dict[str, dict[str, Artifact]] = {run_id: {} for run_id in ids}
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            chunk = ids[start : start + _IDS_PER_QUERY]
-            marks = ",".join("?" * len(chunk))
-            for r in conn.execute(f"SELECT * FROM params WHERE run_id IN ({marks})", chunk):
-                params[r["run_id"]][r["key"]] = r["value"]
-            for r in conn.execute(f"SELECT * FROM tags WHERE run_id IN ({marks})", chunk):
-                tags[r["run_id"]][r["key"]] = r["value"]
-            for r in conn.execute(f"SELECT * FROM latest_metrics WHERE run_id IN ({marks})", chunk):
-                metrics[r["run_id"]][r["key"]] = Metric(
-                    key=r["key"], value=r["value"], step=r["step"], timestamp=r["timestamp"]
-                )
-            for r in conn.execute(f"SELECT * FROM datasets WHERE run_id IN ({marks})", chunk):
-                datasets[r["run_id"]][r["name"]] = Dataset(
-                    name=r["name"],
-                    uri=r["uri"],
-                    digest=r["digest"],
-                    digest_algorithm=r["digest_algorithm"],
-                    size=r["size"],
-                    version_id=r["version_id"],
-                    logged_at=r["logged_at"],
-                )
-            for r in conn.execute(f"SELECT * FROM artifacts WHERE run_id IN ({marks})", chunk):
-                artifacts[r["run_id"]][r["name"]] = Artifact(
-                    name=r["name"],
-                    uri=r["uri"],
-                    sha256=r["sha256"],
-                    size=r["size"],
-                    created_at=r["created_at"],
-                )
-        return [
-            RunRecord(
-                run_id=row["run_id"],
-                experiment_id=row["experiment_id"],
-                experiment_name=row["experiment_name"],
-                run_name=row["run_name"],
-                status=RunStatus(row["status"]),
-                start_time=row["start_time"],
-                end_time=row["end_time"],
-                parent_run_id=row["parent_run_id"],
-                params=params[row["run_id"]],
-                metrics=metrics[row["run_id"]],
-                tags=tags[row["run_id"]],
-                datasets=datasets[row["run_id"]],
-                artifacts=artifacts[row["run_id"]],
+            page = search.search_runs(
+                conn,
+                experiment_id=experiment["experiment_id"],
+                experiment_name=experiment_name,
+                predicate=query.predicate,
+                order=query.order,
+                max_results=max_results,
+                page_token=page_token,
+                fingerprint=query.fingerprint,
             )
-            for row in rows
-        ]
+            items = search.load_runs(conn, page.rows)
+        return Page[RunRecord](items=items, next_token=page.next_token)
 
     def _log_batch(
         self,

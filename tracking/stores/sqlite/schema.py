@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tracking.stores.sqlite.registry import REGISTRY_SCHEMA
+from tracking.stores.sqlite.search import SEARCH_INDEXES
 
 SCHEMA_VERSION = 1
 
@@ -82,4 +83,4 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 """
 
-SCHEMA = _SCHEMA + REGISTRY_SCHEMA
+SCHEMA = _SCHEMA + REGISTRY_SCHEMA + SEARCH_INDEXES

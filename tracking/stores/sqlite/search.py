@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from tracking.entities import Artifact, Dataset, Metric, Run, RunStatus
+from tracking.entities import Artifact, Dataset, Metric, RunRecord, RunStatus
 from tracking.errors import InvalidInput, StoreUnavailable
 from tracking.search import (
     BoolOp,
@@ -447,7 +447,7 @@ def search_runs(
     """
     limit = check_page_size(max_results, MAX_RESULTS)
     after = None
-    if page_token:
+    if page_token is not None:
         after = decode_page_token(page_token, order=order, fingerprint=fingerprint)
     query, args = compile_search(
         experiment_id=experiment_id,
@@ -473,7 +473,7 @@ def search_runs(
     return SearchPage(rows=items, next_token=token)
 
 
-def load_runs(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[Run]:
+def load_runs(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[RunRecord]:
     """Complete runs for ``rows`` (``runs.*`` plus ``experiment_name``), in the same order, in
     five queries whatever the page size (params, tags, latest metrics, datasets, artifacts).
 
@@ -521,7 +521,7 @@ def load_runs(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[Run
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
     return [
-        Run(
+        RunRecord(
             run_id=row["run_id"],
             experiment_id=row["experiment_id"],
             experiment_name=row["experiment_name"],
