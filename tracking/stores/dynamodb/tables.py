@@ -89,6 +89,8 @@ class _Models:
             start_time = NumberAttribute(null=True)
             end_time = NumberAttribute(null=True)
             parent_run_id = UnicodeAttribute(null=True)
+            # CHUNKED_FORMAT (history.py): the run's metric history is only in chunk items
+            history_format = NumberAttribute(null=True)
             # param / tag value; latest metric value as repr(float) (see MetricPoint.value)
             value = UnicodeAttribute(null=True)
             step = NumberAttribute(null=True)
