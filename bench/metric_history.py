@@ -306,7 +306,12 @@ def main() -> None:
 
         def dynamodb(kind: type[DynamoDBStore]) -> Callable[[], MetadataStore]:
             def make() -> MetadataStore:
-                store = kind(f"b{uuid.uuid4().hex[:12]}", host=url, region="us-east-1")
+                store = kind(
+                    f"b{uuid.uuid4().hex[:12]}",
+                    host=url,
+                    region="us-east-1",
+                    read_timeout_seconds=120,
+                )  # moto pages a partition in O(its size): 100,000 items take seconds
                 store.initialize()
                 return store
 
