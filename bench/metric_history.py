@@ -230,10 +230,10 @@ def measure(
     assert len(shown) <= 1000
 
     if isinstance(store, DynamoDBStore):
-        from tracking.stores.dynamodb.writes import item_size
-
         import boto3
         from botocore.config import Config
+
+        from tracking.stores.dynamodb.writes import item_size
 
         # Not the store's client: moto's Scan of a big table takes longer than its 5 s timeout.
         client = boto3.client(

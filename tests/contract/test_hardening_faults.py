@@ -232,7 +232,7 @@ def test_chunk_write_failing_part_way_is_resent_and_stored_once(aws: Aws) -> Non
         if call.invocation not in chunk_writes:
             chunk_writes.append(call.invocation)
         # The batch's second chunk write is throttled on every attempt; the first committed.
-        if call.invocation == chunk_writes[1]:
+        if chunk_writes.index(call.invocation) == 1:
             return throttled("ThrottlingException")(call)
         return None
 
