@@ -248,7 +248,8 @@ def main() -> None:
 def _report(table: dict[tuple[str, str], Any], args: argparse.Namespace) -> None:
     print(f"\nsearch {FILTER!r} order by {ORDER[0]}, pages of {PAGE}, median of {args.repeats}")
     print(
-        "\n| code | backend | runs | page 1 | page 2 | requests p1/p2 | KB read p1/p2 | per-run requests |"
+        "\n| code | backend | runs | page 1 | page 2 | requests p1/p2 | KB read p1/p2 "
+        "| per-run requests |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for (label, backend), result in table.items():

@@ -24,15 +24,19 @@ from tracking.backends import build_stores
 from tracking.clock import now_ms
 from tracking.config import TrackingConfig, load_config
 from tracking.datasets import describe_dataset
+from tracking.downsample import check_max_points, downsample
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
 from tracking.errors import Conflict, InvalidInput, TrackingError
 from tracking.run_query import parse_query
 from tracking.stores._tokens import check_page_size
 from tracking.stores.ports.metadata import (
     DEFAULT_PAGE_SIZE,
+    MAX_HISTORY_KEYS,
     MAX_METRICS_PER_BATCH,
+    MAX_PAGE_SIZE,
     MAX_PARAMS_PER_BATCH,
     MetadataStore,
+    check_history_request,
     split_batch,
 )
 from tracking.validation import (
@@ -444,9 +448,77 @@ class ExperimentLogger:
         """One page of experiments ordered by name; pass ``next_token`` back for the next."""
         return self.metadata.list_experiments(max_results, page_token)
 
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        """Every point of a metric, in step order (read page by page)."""
-        return list(self.metadata.iter_metric_history(run_id, key))
+    def get_metric_history(
+        self, run_id: str, key: str, max_points: int | None = None
+    ) -> list[Metric]:
+        """Every point of a metric in step order, or at most ``max_points`` of them for a chart.
+
+        Downsampling keeps the first and last point and, in between, each bucket's minimum and
+        maximum, so spikes survive (``tracking.downsample``).
+
+        Raises:
+            InvalidInput: ``max_points`` is not an integer of at least 2 (nothing is read).
+            NotFound: no such run.
+        """
+        if max_points is not None:
+            check_max_points(max_points)
+        points = list(self.metadata.iter_metric_history(run_id, key))
+        return points if max_points is None else downsample(points, max_points)
+
+    def get_metric_history_page(
+        self,
+        run_id: str,
+        key: str,
+        max_results: int = MAX_PAGE_SIZE,
+        page_token: str | None = None,
+    ) -> Page[Metric]:
+        """One page of a metric's points in step order; pass ``next_token`` back for the next.
+
+        Raises:
+            InvalidInput: bad ``max_results`` or ``page_token``.
+            NotFound: no such run.
+        """
+        return self.metadata.get_metric_history(run_id, key, max_results, page_token)
+
+    def get_metric_histories(
+        self,
+        run_ids: Sequence[str],
+        keys: Sequence[str] | None = None,
+        max_points: int | None = None,
+    ) -> dict[str, dict[str, list[Metric]]]:
+        """Histories of several runs at once (a compare view): ``{run_id: {key: points}}``.
+
+        Args:
+            run_ids: 1 to ``MAX_HISTORY_RUNS`` (10) runs; repeats are read once.
+            keys: 1 to ``MAX_HISTORY_KEYS`` (100) metric keys, read for every run (a run
+                that never logged one gets an empty list). ``None``: every key any of the
+                runs has a latest value for (their union, so the runs line up), at most 100.
+            max_points: downsample each history as ``get_metric_history`` does.
+
+        Raises:
+            InvalidInput: too many or no runs or keys, a bad name, or a bad ``max_points``
+                (checked before any history is read).
+            NotFound: one of the runs does not exist.
+        """
+        if max_points is not None:
+            check_max_points(max_points)
+        if keys is None:
+            check_history_request(run_ids, ["any"])  # the runs' count, before reading them
+            keys = sorted({key for run_id in run_ids for key in self.get_run(run_id).metrics})
+            if len(keys) > MAX_HISTORY_KEYS:
+                raise InvalidInput(
+                    f"keys: these runs have {len(keys)} metric keys; at most "
+                    f"{MAX_HISTORY_KEYS} can be read at once (pass keys)"
+                )
+            if not keys:
+                return {run_id: {} for run_id in dict.fromkeys(run_ids)}
+        histories = self.metadata.get_metric_histories(run_ids, keys)
+        if max_points is None:
+            return histories
+        return {
+            run_id: {key: downsample(points, max_points) for key, points in by_key.items()}
+            for run_id, by_key in histories.items()
+        }
 
     def search_runs(
         self,

@@ -31,7 +31,7 @@ from functions.api.observability import (
     on_lambda,
 )
 from functions.api.redaction import Redactor, storage_names
-from functions.api.routes import experiments, health, models, predict
+from functions.api.routes import experiments, health, histories, models, predict
 from functions.api.schemas import error_responses
 from functions.api.settings import ApiSettings, get_settings
 from tracking import ExperimentLogger, ModelRegistry
@@ -84,6 +84,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         (predict.router, (*common, 404, 503)),
         (models.router, (*common, 404, 409, 503)),
         (experiments.router, (*common, 404, 503)),
+        (histories.router, (*common, 404, 503)),
         (health.router, (500,)),
     ):
         app.include_router(router, responses=error_responses(*codes))

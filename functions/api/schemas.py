@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from models.churn.features import ChurnFeatures
 from models.churn.predictor import ChurnPrediction
+from tracking.entities import Metric
 from tracking.validation import NAME_PATTERN
 
 _DIGITS = re.compile(r"[0-9]{1,10}")
@@ -30,6 +31,15 @@ NamePath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, max_length=128)]
 VersionPath = Annotated[int, Path(ge=1, le=10**9), Decimal]
 RunIdPath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, max_length=128)]
 MaxResults = Annotated[int, Query(ge=1, le=1000, description="Page size."), Decimal]
+#: The API's cap on a downsampled history (the SDK has none).
+DEFAULT_MAX_POINTS = 1000
+MAX_POINTS_LIMIT = 10_000
+MaxPoints = Annotated[
+    int | None,
+    Query(ge=2, le=MAX_POINTS_LIMIT, description="Downsample to at most this many points "
+          "(first, last, per-bucket min and max). Default 1000."),
+    Decimal,
+]  # fmt: skip
 PageToken = Annotated[
     str | None, Query(max_length=2048, description="The next_token of the previous page.")
 ]
@@ -68,6 +78,12 @@ class HealthResponse(BaseModel):
 
 class ReadyResponse(BaseModel):
     ready: bool
+
+
+class MetricHistories(BaseModel):
+    """Histories of several runs: ``histories[run_id][key]`` is a list of points."""
+
+    histories: dict[str, dict[str, list[Metric]]]
 
 
 class ErrorDetail(BaseModel):

@@ -39,7 +39,6 @@ from tests.contract.faults import (
     dynamodb_cancelled,
     dynamodb_clients,
     dynamodb_error,
-    dynamodb_ok,
     no_backoff,
     read_timeout,
     s3_error,
@@ -223,43 +222,34 @@ def test_dynamodb_persistent_faults_write_nothing_and_retry_later(
 
 
 @AWS_BACKENDS
-def test_unprocessed_items_for_several_rounds(aws: Aws) -> None:
+def test_chunk_write_failing_part_way_is_resent_and_stored_once(aws: Aws) -> None:
     table = f"{aws.store.table_prefix}-metrics"
-    rounds = {"left": 5}
+    chunk_writes: list[str] = []
 
     def rule(call: Call) -> AWSResponse | None:
-        if call.operation != "BatchWriteItem" or rounds["left"] == 0:
+        if call.operation not in ("PutItem", "UpdateItem") or call.body()["TableName"] != table:
             return None
-        rounds["left"] -= 1
-        body = call.body()
-        items = body["RequestItems"][table]
-        keep, rest = items[: len(items) // 3], items[len(items) // 3 :]
-        if keep:
-            aws.injector.forward_body(call, {**body, "RequestItems": {table: keep}})
-        return dynamodb_ok(call, {"UnprocessedItems": {table: rest}})
+        if call.invocation not in chunk_writes:
+            chunk_writes.append(call.invocation)
+        # The batch's second chunk write is throttled on every attempt; the first committed.
+        if chunk_writes.index(call.invocation) == 1:
+            return throttled("ThrottlingException")(call)
+        return None
 
-    run = aws.logger.start_run("faults", run_name="unprocessed")
+    run = aws.logger.start_run("faults", run_name="part-way")
     aws.injector.rule = rule
-    for point in _points(25):
+    for point in _points(250):  # steps 0-249: three chunks
         run.log_metric(point.key, point.value, step=point.step, timestamp=point.timestamp)
-    run.flush()
-    assert rounds["left"] == 0
-    # More rounds than the store re-sends: StoreUnavailable, and the run re-sends later.
-    aws.injector.rule = lambda call: (
-        dynamodb_ok(call, {"UnprocessedItems": call.body()["RequestItems"]})
-        if call.operation == "BatchWriteItem"
-        else None
-    )
-    run.log_metric("late", 1.0, step=0, timestamp=1)
-    with pytest.raises(StoreUnavailable, match="unprocessed"):
+    with pytest.raises(StoreUnavailable, match="throttled"):
         run.flush()
+    stored = [p.step for p in aws.logger.get_metric_history(run.run_id, "loss")]
+    assert stored == list(range(100))  # the first chunk only: part of the batch is in
     aws.clear()
-    run.end()
-    assert [p.step for p in aws.logger.get_metric_history(run.run_id, "loss")] == list(range(25))
-    assert len(aws.logger.get_metric_history(run.run_id, "late")) == 1
-    record("UnprocessedItems, 5 rounds", aws.where(), "re-sent with backoff, all 25 stored once")
-    record("UnprocessedItems, every round", aws.where(),
-           "StoreUnavailable after 6 re-sends; buffered, next flush stores it")  # fmt: skip
+    run.end()  # re-sends the whole buffered batch
+    history = aws.logger.get_metric_history(run.run_id, "loss")
+    assert [(p.step, p.value) for p in history] == [(p.step, p.value) for p in _points(250)]
+    record("chunk write throttled part-way", aws.where(),
+           "StoreUnavailable; batch kept; re-sent whole, every point stored once")  # fmt: skip
 
 
 def _after_commit(aws: Aws, operations: set[str]) -> Callable[[Call], AWSResponse | None]:

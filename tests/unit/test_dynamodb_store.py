@@ -22,6 +22,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from tests.legacy_release import OldReleaseStore, legacy_items
 from tracking.entities import (
     AliasChange,
     AliasState,
@@ -243,26 +244,52 @@ def test_no_scan_on_any_path(store: DynamoDBStore, api: Api) -> None:
     store.set_run_status("run1", RunStatus.FINISHED, 5000)
     store.get_run("run1")
     list(store.iter_runs("exp"))
+    store.log_batch(  # re-sent: the chunks exist, so UpdateItem
+        "run1", metrics=[Metric(key="loss", value=0.5, step=i, timestamp=i) for i in range(60)]
+    )
     list(store.iter_metric_history("run1", "loss"))
+    store.get_metric_history(
+        "run1", "loss", 10, store.get_metric_history("run1", "loss", 10).next_token
+    )
+    store.get_metric_histories(["run1", "child"], ["loss", "other"])
     store.list_experiments(1)
     assert api.calls, "the recorder saw nothing"
     assert "Scan" not in api.operations()
-    assert {"Query", "BatchWriteItem", "TransactWriteItems"} <= set(api.operations())
+    assert {"Query", "PutItem", "UpdateItem", "TransactWriteItems"} <= set(api.operations())
 
 
-def test_metric_points_go_in_batches_of_25(store: DynamoDBStore, api: Api) -> None:
+def test_metric_points_go_in_one_put_per_new_chunk(store: DynamoDBStore, api: Api) -> None:
     _run(store)
     api.calls.clear()
     store.log_batch(
         "run1", metrics=[Metric(key="m", value=float(i), step=i, timestamp=i) for i in range(1000)]
     )
-    sizes = [
-        len(params["RequestItems"][f"{PREFIX}-metrics"])
+    metrics_writes = [
+        (name, params)
         for name, params in api.calls
-        if name == "BatchWriteItem"
+        if params.get("TableName") == f"{PREFIX}-metrics"
     ]
-    assert sizes == [25] * 40
+    assert [name for name, _ in metrics_writes] == ["PutItem"] * 10
+    assert all(len(params["Item"]) == 2 + 100 for _, params in metrics_writes)
     assert len(list(store.iter_metric_history("run1", "m"))) == 1000
+
+
+def test_points_of_an_existing_chunk_go_in_updates_of_25(store: DynamoDBStore, api: Api) -> None:
+    _run(store)
+    store.log_batch("run1", metrics=[Metric(key="m", value=0.0, step=0, timestamp=0)])
+    api.calls.clear()
+    store.log_batch(  # steps 1-99 of chunk 0 (exists), 100-149 of chunk 100 (new)
+        "run1", metrics=[Metric(key="m", value=1.0, step=i, timestamp=i) for i in range(1, 150)]
+    )
+    writes = [
+        (name, len(params.get("ExpressionAttributeValues", params.get("Item", {}))))
+        for name, params in api.calls
+        if params.get("TableName") == f"{PREFIX}-metrics"
+    ]
+    assert sorted(writes) == sorted(
+        [("UpdateItem", 25)] * 3 + [("UpdateItem", 24)] + [("PutItem", 52)]
+    )
+    assert [p.step for p in store.iter_metric_history("run1", "m")] == list(range(150))
 
 
 def test_repeated_point_in_one_batch_is_written_once(store: DynamoDBStore) -> None:
@@ -279,8 +306,22 @@ def test_repeated_point_in_one_batch_is_written_once(store: DynamoDBStore) -> No
     assert store.get_run("run1").metrics["m"].value == 2.0
 
 
+def _legacy_run(store: DynamoDBStore, points: int) -> None:
+    """A run with ``points`` points of "m" written by the previous release."""
+    old = OldReleaseStore(PREFIX)
+    old.create_run(
+        experiment=store.get_or_create_experiment("exp"), run_id="run1", run_name=None,
+        tags={}, parent_run_id=None, start_time=1000,
+    )  # fmt: skip
+    old.log_batch(
+        "run1",
+        metrics=[Metric(key="m", value=float(i), step=i, timestamp=i) for i in range(points)],
+    )
+
+
 def test_unprocessed_items_are_resent_with_backoff(store: DynamoDBStore, api: Api) -> None:
-    _run(store)
+    # BatchWriteItem is what the upgrade deletes converted legacy items with.
+    _legacy_run(store, 25)
     throttled = {"left": 3}
     table = f"{PREFIX}-metrics"
 
@@ -297,10 +338,9 @@ def test_unprocessed_items_are_resent_with_backoff(store: DynamoDBStore, api: Ap
     api.handler = half_processed
     sleeps: list[float] = []
     store._sleep = sleeps.append
-    store.log_batch(
-        "run1", metrics=[Metric(key="m", value=float(i), step=i, timestamp=i) for i in range(25)]
-    )
+    store.upgrade_metric_history()
     assert [p.step for p in store.iter_metric_history("run1", "m")] == list(range(25))
+    assert legacy_items(store) == []
     assert len(sleeps) == 3
     # Equal jitter around an exponential curve: each wait lies in [d/2, d], d doubling.
     for attempt, slept in enumerate(sleeps):
@@ -309,7 +349,7 @@ def test_unprocessed_items_are_resent_with_backoff(store: DynamoDBStore, api: Ap
 
 
 def test_unprocessed_items_never_dropped_silently(store: DynamoDBStore, api: Api) -> None:
-    _run(store)
+    _legacy_run(store, 1)
     table = f"{PREFIX}-metrics"
 
     def nothing_processed(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -321,9 +361,11 @@ def test_unprocessed_items_never_dropped_silently(store: DynamoDBStore, api: Api
     sleeps: list[float] = []
     store._sleep = sleeps.append
     with pytest.raises(StoreUnavailable, match="unprocessed") as raised:
-        store.log_metric("run1", Metric(key="m", value=1.0, step=0, timestamp=0))
+        store.upgrade_metric_history()
     assert len(sleeps) == UNPROCESSED_RETRY_ATTEMPTS
     assert "Traceback" not in str(raised.value)
+    api.handler = None
+    assert [p.step for p in store.iter_metric_history("run1", "m")] == [0]  # converted, kept
 
 
 def test_items_stay_small(store: DynamoDBStore) -> None:
@@ -336,17 +378,26 @@ def test_items_stay_small(store: DynamoDBStore) -> None:
             "run1",
             metrics=[Metric(key=key, value=0.5, step=i, timestamp=i) for i in range(1000)],
         )
-    sizes = {
-        (item["pk"]["S"], item.get("sk", {}).get("S")): item_size(item)
-        for table in (f"{PREFIX}-tracking", f"{PREFIX}-metrics")
-        for item in _raw_items(table)
+    tracking_items = {
+        (item["pk"]["S"], item["sk"]["S"]): item_size(item)
+        for item in _raw_items(f"{PREFIX}-tracking")
     }
-    run_item = sizes.pop(("RUN#run1", "RUN"))
+    run_item = tracking_items.pop(("RUN#run1", "RUN"))
     assert run_item <= SUMMARY_BUDGET_BYTES + 1024
-    assert max(sizes.values()) < 2_000
+    assert max(tracking_items.values()) < 2_000
+    # A chunk holds 100 steps; even of the longest values it stays far below 400 KB.
+    assert max(item_size(item) for item in _raw_items(f"{PREFIX}-metrics")) < 4_000
+    store.log_batch(
+        "run1",
+        metrics=[
+            Metric(key="w", value=-2.2250738585072014e-308, step=i, timestamp=10**15 + i)
+            for i in range(100)
+        ],
+    )
+    assert max(item_size(item) for item in _raw_items(f"{PREFIX}-metrics")) < 5_000
     run = store.get_run("run1")
     assert len(run.params) == 500  # 100 KB of params: past the budget, read from the partition
-    assert set(run.metrics) == {"a", "b", "c"}
+    assert set(run.metrics) == {"a", "b", "c", "w"}
     assert run.metrics["a"].step == 999
     (listed,) = store.list_runs("exp").items
     assert listed == run

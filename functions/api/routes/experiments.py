@@ -8,9 +8,17 @@ from fastapi import APIRouter, Query
 
 from functions.api.auth import AuthRoute, requires
 from functions.api.deps import LoggerDep
-from functions.api.schemas import Decimal, MaxResults, NamePath, PageToken, RunIdPath
+from functions.api.schemas import (
+    DEFAULT_MAX_POINTS,
+    Decimal,
+    MaxPoints,
+    MaxResults,
+    NamePath,
+    PageToken,
+    RunIdPath,
+)
 from functions.api.views import RunView
-from tracking import Experiment, Metric, Page
+from tracking import Experiment, InvalidInput, Metric, Page
 
 router = APIRouter(route_class=AuthRoute, tags=["experiments"])
 
@@ -59,8 +67,20 @@ def metric_history(
     run_id: RunIdPath,
     key: NamePath,
     logger: LoggerDep,
-    max_results: Annotated[int, Query(ge=1, le=1000), Decimal] = 1000,
+    max_points: MaxPoints = None,
+    max_results: Annotated[int | None, Query(ge=1, le=1000), Decimal] = None,
     page_token: PageToken = None,
 ) -> Page[Metric]:
-    """A metric's points in step order, one page at a time."""
-    return logger.metadata.get_metric_history(run_id, key, max_results, page_token)
+    """A metric's points in step order: downsampled for a chart, or raw pages.
+
+    Without ``max_results`` and ``page_token``: at most ``max_points`` points (default 1,000),
+    downsampled keeping the first, the last and each bucket's min and max; ``next_token`` is
+    null. With either: raw pages of ``max_results`` points (default 1,000) and ``next_token``;
+    ``max_points`` may not be combined with paging (422).
+    """
+    if max_results is not None or page_token is not None:
+        if max_points is not None:
+            raise InvalidInput("max_points cannot be combined with max_results or page_token")
+        return logger.get_metric_history_page(run_id, key, max_results or 1000, page_token)
+    points = logger.get_metric_history(run_id, key, max_points=max_points or DEFAULT_MAX_POINTS)
+    return Page(items=points)

@@ -24,6 +24,7 @@ from tracking.stores.dynamodb.errors import (
     _unavailable,
     conditional_write,
 )
+from tracking.stores.dynamodb.history import CHUNKED_FORMAT
 from tracking.stores.dynamodb.keys import (
     _ARTIFACT,
     _DATASET,
@@ -182,6 +183,7 @@ class DynamoDBMetadata(DynamoDBRuns, DynamoDBMetrics, MetadataStore):
             status=RunStatus.RUNNING.value,
             start_time=start_time,
             parent_run_id=parent_run_id,
+            history_format=CHUNKED_FORMAT,  # no legacy per-point history to read (metrics.py)
             # This call's token: tells our own committed attempt from another writer's run.
             change_id=uuid.uuid4().hex,
         )
@@ -279,8 +281,8 @@ class DynamoDBMetadata(DynamoDBRuns, DynamoDBMetrics, MetadataStore):
 
         Params and tags go first, in a transaction that also checks the run exists and that no
         param would change, so a ``NotFound`` or ``Conflict`` means nothing was written. Metric
-        points then go through BatchWriteItem (``UnprocessedItems`` re-sent with exponential
-        backoff), and each key's latest-metric item is replaced only by a newer point.
+        points then go into their chunk items, one UpdateItem per chunk (``metrics.py``), and
+        each key's latest-metric item is replaced only by a newer point.
 
         The per-request limits were checked by ``MetadataStore.log_batch``: up to 100 params
         and 100 tags take at most three transactions of 99 writes.

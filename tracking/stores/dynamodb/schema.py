@@ -33,9 +33,12 @@ Tables, for a prefix ``p``:
     write order. A model item holds only counters, description and tags, so it does not grow
     with its versions.
 
-``p-metrics`` (``pk`` S = ``{run_id}#{key}`` / ``step`` N)
-    One item per metric point, so ``(run, key, step)`` is the item's identity: writing the same
-    point again overwrites it and a retried batch never duplicates.
+``p-metrics`` (``pk`` S / ``step`` N)
+    Chunk items: ``pk`` = ``{run_id}#{key}#C``, ``step`` = the chunk's first step, one attribute
+    ``p{offset}`` per point (``history.py``), so ``(run, key, step)`` is one attribute's identity:
+    writing the same point again overwrites it and a retried batch never duplicates. Stores of
+    the previous release hold one item per point (``pk`` = ``{run_id}#{key}``, ``step`` = the
+    step) until ``tracking init`` converts them (``upgrade.py``).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def tracking_table_name(prefix: str) -> str:
 
 
 def metrics_table_name(prefix: str) -> str:
-    """Name of the table holding one item per metric point."""
+    """Name of the table holding metric history (chunk items, see ``history``)."""
     return f"{prefix}-{METRICS_TABLE_SUFFIX}"
 
 

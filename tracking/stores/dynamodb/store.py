@@ -33,3 +33,4 @@ class DynamoDBStore(
         """
         super().initialize()
         self.upgrade_run_summaries()
+        self.upgrade_metric_history()

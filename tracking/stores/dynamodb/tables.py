@@ -97,6 +97,8 @@ class _Models:
             s_metrics = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
             s_datasets = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
             s_artifacts = MapAttribute[str, str](null=True)  # type: ignore[no-untyped-call]
+            # CHUNKED_FORMAT (history.py): the run's metric history is only in chunk items
+            history_format = NumberAttribute(null=True)
             # param / tag value; latest metric value as repr(float) (see MetricPoint.value)
             value = UnicodeAttribute(null=True)
             step = NumberAttribute(null=True)

@@ -45,6 +45,10 @@ MAX_ENTITIES_PER_BATCH = 1000
 #: Page size used when a caller does not choose one.
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+#: What one bulk history read (``get_metric_histories``) may ask for: a compare view of a few
+#: runs. 10 runs of 100 keys is 1,000 histories, already seconds of reading on DynamoDB.
+MAX_HISTORY_RUNS = 10
+MAX_HISTORY_KEYS = 100
 
 
 class MetadataStore(abc.ABC):
@@ -274,8 +278,43 @@ class MetadataStore(abc.ABC):
         return iter_pages(lambda token: self.list_runs(experiment_name, MAX_PAGE_SIZE, token))
 
     def iter_metric_history(self, run_id: str, key: str) -> Iterator[Metric]:
-        """Yield every point of a metric in step order, page by page."""
+        """Yield every point of a metric in step order, page by page.
+
+        Backends whose pages are cheaper in bigger reads override this (DynamoDB reads 1 MB
+        Query pages, SQLite one SELECT).
+
+        Raises:
+            NotFound: no such run.
+        """
         return iter_pages(lambda token: self.get_metric_history(run_id, key, MAX_PAGE_SIZE, token))
+
+    def get_metric_histories(
+        self, run_ids: Sequence[str], keys: Sequence[str]
+    ) -> dict[str, dict[str, list[Metric]]]:
+        """Return the full history of each key of each run: ``{run_id: {key: [points]}}``.
+
+        Every run and every key is in the answer (an empty list for a key a run never logged);
+        repeated ids or keys are read once. At most ``MAX_HISTORY_RUNS`` runs and
+        ``MAX_HISTORY_KEYS`` keys, checked before anything is read.
+
+        Raises:
+            InvalidInput: no run or no key, too many, or a key breaking the name rule.
+            NotFound: one of the runs does not exist.
+        """
+        check_history_request(run_ids, keys)
+        return self._get_metric_histories(run_ids, keys)
+
+    def _get_metric_histories(
+        self, run_ids: Sequence[str], keys: Sequence[str]
+    ) -> dict[str, dict[str, list[Metric]]]:
+        """The backend's bulk read of a request ``check_history_request`` accepted; by
+        default one full read per (run, key), one after the other."""
+        return {
+            run_id: {
+                key: list(self.iter_metric_history(run_id, key)) for key in dict.fromkeys(keys)
+            }
+            for run_id in dict.fromkeys(run_ids)
+        }
 
 
 # -- per-request limits -------------------------------------------------------------------------
@@ -311,6 +350,25 @@ def check_batch(
         validate_tag_value(key, value)
     for metric in metrics:
         validate_name(metric.key, "metric key")
+
+
+def check_history_request(run_ids: Sequence[str], keys: Sequence[str]) -> None:
+    """Refuse a bulk history read that is empty or too big (see ``get_metric_histories``).
+
+    Raises:
+        InvalidInput: the message names the field (``run_ids`` or ``keys``) and the limit.
+    """
+    for values, what, limit in ((run_ids, "run_ids", MAX_HISTORY_RUNS),
+                                (keys, "keys", MAX_HISTORY_KEYS)):  # fmt: skip
+        if isinstance(values, str):
+            raise InvalidInput(f"{what} must be a list of names, not one string")
+        count = len(dict.fromkeys(values))
+        if not 1 <= count <= limit:
+            raise InvalidInput(f"{what} must name 1 to {limit} distinct values; got {count}")
+    for run_id in run_ids:
+        validate_name(run_id, "run id")
+    for key in keys:
+        validate_name(key, "metric key")
 
 
 def split_batch(
