@@ -6,8 +6,10 @@ The docs pages load these files from the app itself, so that /docs and /redoc wo
 internet access and under the strict Content-Security-Policy (functions/api/security_headers.py).
 Each package is fetched with ``npm pack`` (the registry's tarball, checked against the pinned
 integrity hash), and only the files the pages load are kept, with the licence texts: the package's
-own and the bundled third-party notices (``*.LICENSE.txt``). ``vendor.json`` records the versions
-and the SHA-256 of every kept file; tests/api/test_docs.py checks the files against it.
+own and the bundled third-party notices (``*.LICENSE.txt``). ``PATCHES`` lists the few byte-exact
+edits made to a vendored file, each with its reason. ``vendor.json`` records the versions, the
+SHA-256 of every kept file (and of a patched file's upstream text); tests/api/test_docs.py checks
+the files against it.
 To upgrade: change a version and its integrity here (``npm view <name>@<version> dist.integrity``),
 run this script, run the browser test (tests/browser/).
 """
@@ -58,6 +60,21 @@ PACKAGES: dict[str, tuple[str, str, str, dict[str, str]]] = {
 }
 
 
+#: Byte-exact edits of vendored files, each applied exactly once, recorded in vendor.json.
+PATCHES: dict[str, list[tuple[bytes, bytes, str]]] = {
+    "redoc/redoc.standalone.js": [
+        (
+            b'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"',
+            b'src:"data:,"',
+            # The side menu's "API docs by Redocly" link shows a logo from Redocly's CDN, with no
+            # option to turn it off. An empty data: image fails to decode and ReDoc's onError
+            # hides it: the link stays, the request to another origin goes.
+            "the attribution logo loaded from cdn.redoc.ly: an empty data: image, hidden on error",
+        )
+    ],
+}
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -86,10 +103,27 @@ def vendor(
                 if member is None:
                     raise SystemExit(f"{name}@{version}: {source} is not a file")
                 (destination / target).write_bytes(member.read())
+    upstream = {f"{folder}/{t}": _sha256(destination / t) for t in sorted(files.values())}
+    patched = {}
+    for relative, edits in PATCHES.items():
+        if not relative.startswith(f"{folder}/"):
+            continue
+        path = TARGET / relative
+        data = path.read_bytes()
+        for old, new, _ in edits:
+            if data.count(old) != 1:
+                raise SystemExit(f"{relative}: the patched text is not found exactly once")
+            data = data.replace(old, new)
+        path.write_bytes(data)
+        patched[relative] = {
+            "upstream_sha256": upstream[relative],
+            "patches": [e[2] for e in edits],
+        }
     return {
         "version": version,
         "integrity": integrity,
         "files": {f"{folder}/{t}": _sha256(destination / t) for t in sorted(files.values())},
+        "patched": patched,
     }
 
 

@@ -37,6 +37,14 @@ STATIC_DIR = Path(__file__).resolve().parent / "static" / "docs"
 STATIC_PATH = "/docs/static"
 SWAGGER_PATH = "/docs"
 REDOC_PATH = "/redoc"
+#: The <style> elements ReDoc's bundle (2.5.4) injects when it loads, before redoc-init.js can
+#: hand it the nonce: an empty one, then perfect-scrollbar's stylesheet (style-loader). Allowed
+#: by hash, they can only ever be these exact texts. After a ReDoc upgrade the browser test
+#: (tests/browser/) reports the new digests if they change ("a hash ('sha256-...')").
+REDOC_STYLE_HASHES = (
+    "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",  # "" (the element before its text)
+    "sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc=",  # perfect-scrollbar's .ps rules
+)
 #: Assets may be cached for an hour, then revalidated (StaticFiles answers 304 by ETag).
 ASSET_CACHE_CONTROL = "public, max-age=3600"
 
@@ -113,7 +121,8 @@ def install(app: FastAPI) -> None:
         # A fresh nonce per response: ReDoc's <style> elements carry it (redoc-init.js).
         nonce = new_nonce()
         page = _REDOC_PAGE.format(**fields, nonce=nonce)
-        return HTMLResponse(page, headers=html_headers(style_nonce=nonce))
+        headers = html_headers(style_nonce=nonce, style_hashes=REDOC_STYLE_HASHES)
+        return HTMLResponse(page, headers=headers)
 
     app.add_route(SWAGGER_PATH, swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_route(REDOC_PATH, redoc, methods=["GET"], include_in_schema=False)

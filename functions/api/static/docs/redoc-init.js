@@ -5,5 +5,14 @@
 (function () {
   "use strict";
   var root = document.getElementById("redoc");
-  Redoc.init(root.dataset.specUrl, { nonce: document.currentScript.nonce }, root);
+  Redoc.init(
+    root.dataset.specUrl,
+    {
+      nonce: document.currentScript.nonce,
+      // ReDoc's search runs in a worker built from a blob: URL, which worker-src 'self' (from
+      // script-src) refuses; the operation list stays, the search box goes.
+      disableSearch: true,
+    },
+    root,
+  );
 })();
