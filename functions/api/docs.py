@@ -13,7 +13,8 @@ margin), which the policy in ``security_headers`` refuses. The initialisation li
 Every URL in the pages is relative. Behind an API Gateway REST API the browser sees
 ``/Prod/docs`` while the app sees ``/docs`` (Mangum sets no ``root_path``), so an absolute
 ``/docs/static/...`` would miss the stage; relative URLs resolve under whatever prefix the page
-was reached at (uvicorn, ``--root-path`` proxies and API Gateway stages alike).
+was reached at (uvicorn, ``--root-path`` proxies and API Gateway stages alike). For the same
+reason swagger-init.js gives "Try it out" requests the page's prefix (the schema names no server).
 
 Like FastAPI's own docs routes these are plain routes, not ``AuthRoute``s: they need no key
 (the schema and the pages are public, exactly as before), and tests/api/test_auth.py checks that

@@ -153,6 +153,7 @@ class Recorder:
     origin: str
     requests: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)  # requests to another origin (aborted)
+    outside_stage: list[str] = field(default_factory=list)  # with a stage: paths it misses
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
@@ -160,6 +161,7 @@ class Recorder:
     def problems(self) -> dict[str, list[Any]]:
         found = {
             "requests to another origin": self.foreign,
+            "requests outside the API Gateway stage": self.outside_stage,
             "console errors": self.console_errors,
             "uncaught exceptions": self.page_errors,
             "CSP violations": self.violations,
@@ -197,24 +199,44 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
             context.close()
 
 
+#: API Gateway's answer to a path outside the stage (REST APIs are reached at /<stage>/...).
+_NO_STAGE = '{"message":"Missing Authentication Token"}'
+
+OpenPage = Callable[..., tuple[Any, Recorder]]
+
+
 @pytest.fixture
-def open_page(browser: Browser, server: Server) -> Iterator[Callable[[str], tuple[Any, Recorder]]]:
-    """``open_page(path)`` -> (page, recorder): the page loaded, its activity being recorded."""
+def open_page(browser: Browser, server: Server) -> Iterator[OpenPage]:
+    """``open_page(path, stage=None)`` -> (page, recorder): the page loaded and being recorded.
+
+    With ``stage`` the browser plays an API Gateway REST API: it is sent to ``/<stage><path>``,
+    requests under ``/<stage>/`` reach the server without the prefix (as Lambda sees them), and
+    any other path of the origin gets the gateway's 403 and is recorded in ``outside_stage``.
+    """
     pages: list[Any] = []
 
-    def open_(path: str) -> tuple[Any, Recorder]:
+    def open_(path: str, stage: str | None = None) -> tuple[Any, Recorder]:
         recorder = Recorder(server.origin)
         page = browser.context.new_page()
         pages.append(page)
         page.add_init_script(_RECORD_VIOLATIONS)
+        prefix = f"{server.origin}/{stage}/" if stage else None
 
         def route(request_route: Any) -> None:
             url = request_route.request.url
-            if url.startswith(("data:", "blob:")) or _origin(url) == server.origin:
+            if url.startswith(("data:", "blob:")):
                 request_route.continue_()
-            else:
+            elif _origin(url) != server.origin:
                 recorder.foreign.append(url)
                 request_route.abort("blockedbyclient")
+            elif prefix is None:
+                request_route.continue_()
+            elif url.startswith(prefix):
+                stripped = server.origin + "/" + url[len(prefix) :]
+                request_route.fulfill(response=request_route.fetch(url=stripped))
+            else:
+                recorder.outside_stage.append(url)
+                request_route.fulfill(status=403, body=_NO_STAGE, content_type="application/json")
 
         page.route("**/*", route)
         page.on("request", lambda request: recorder.requests.append(request.url))
@@ -225,7 +247,7 @@ def open_page(browser: Browser, server: Server) -> Iterator[Callable[[str], tupl
             ),
         )
         page.on("pageerror", lambda error: recorder.page_errors.append(str(error)))
-        page.goto(server.base_url + path, wait_until="load")
+        page.goto(server.base_url + (f"/{stage}" if stage else "") + path, wait_until="load")
         return page, recorder
 
     yield open_

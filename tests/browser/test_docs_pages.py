@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from .conftest import Recorder, Server, collect_violations
+from .conftest import OpenPage, Recorder, Server, collect_violations
 
 # One server and one browser for the module: the tests run on one xdist worker.
 pytestmark = pytest.mark.xdist_group("browser")
 
 SEED = {"player_id": "p_123", "sessions_7d": 4, "playtime_7d": 95.5, "iap_count": 1}
-OpenPage = Callable[[str], tuple[Any, Recorder]]
 
 
 def _operations(schema: dict[str, Any]) -> set[tuple[str, str]]:
@@ -61,10 +59,8 @@ def test_swagger_ui_lists_every_operation(
     _assert_clean(page, recorder, capsys)
 
 
-def test_swagger_ui_try_it_out_with_a_key_predicts(
-    open_page: OpenPage, server: Server, capsys: pytest.CaptureFixture[str]
-) -> None:
-    page, recorder = open_page("/docs")
+def _try_predict(page: Any, server: Server) -> Any:
+    """Authorize with the key, then "Try it out" on POST /predict/churn; the response shown."""
     page.locator(".btn.authorize").first.click()
     dialog = page.locator(".modal-ux")
     dialog.locator("input").first.fill(server.api_key)
@@ -75,18 +71,41 @@ def test_swagger_ui_try_it_out_with_a_key_predicts(
     operation.locator(".opblock-summary").first.click()
     operation.locator(".try-out__btn").click()
     operation.locator("textarea.body-param__text").fill(json.dumps(SEED))
-    with page.expect_response(lambda r: r.url == f"{server.base_url}/predict/churn") as sent:
+    with page.expect_response(lambda r: r.url.endswith("/predict/churn")) as sent:
         operation.locator("button.execute").click()
     status = operation.locator(".live-responses-table tr.response .response-col_status").first
     status.wait_for()
-
     assert sent.value.status == 200
-    assert f"{server.base_url}/predict/churn" in recorder.requests
     assert sent.value.request.headers.get("x-api-key") == server.api_key
     assert status.inner_text().strip() == "200"
     body = json.loads(operation.locator(".live-responses-table .microlight").first.inner_text())
     assert body["player_id"] == SEED["player_id"]
     assert 0.0 <= body["churn_probability"] <= 1.0
+    return sent.value
+
+
+def test_swagger_ui_try_it_out_with_a_key_predicts(
+    open_page: OpenPage, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page, recorder = open_page("/docs")
+
+    response = _try_predict(page, server)
+
+    assert response.url == f"{server.base_url}/predict/churn"
+    assert f"{server.base_url}/predict/churn" in recorder.requests
+    _assert_clean(page, recorder, capsys)
+
+
+def test_docs_work_behind_an_api_gateway_stage(
+    open_page: OpenPage, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At /Prod/docs (the app sees /docs): the assets, the schema and Try it out stay in /Prod."""
+    page, recorder = open_page("/docs", stage="Prod")
+
+    response = _try_predict(page, server)
+
+    assert response.url == f"{server.base_url}/Prod/predict/churn"
+    assert f"{server.base_url}/Prod/openapi.json" in recorder.requests
     _assert_clean(page, recorder, capsys)
 
 
