@@ -8,8 +8,9 @@
   host names resolve to nothing but 127.0.0.1, and every request to another origin is recorded
   and aborted (``Recorder.foreign``), so a page that reaches out fails the test whether or not
   the machine could reach the internet.
-- ``open_page``: a new page with a ``Recorder`` of its requests, console errors, uncaught
-  exceptions and Content-Security-Policy violations (``securitypolicyviolation`` events).
+- ``browser.run(scenario)``: runs ``scenario(pages)`` on the browser's thread (see ``Browser``);
+  ``pages.open(path)`` gives a new page with a ``Recorder`` of its requests, console errors,
+  uncaught exceptions and Content-Security-Policy violations (``securitypolicyviolation``).
 
 Without Chromium or Playwright the tests are skipped on a developer's machine, and fail in CI
 (``CI=true``): .ci/run installs Chromium, requirements-dev.txt pins Playwright.
@@ -27,9 +28,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -169,70 +171,45 @@ class Recorder:
         return {name: items for name, items in found.items() if items}
 
 
-@dataclass
-class Browser:
-    context: Any  # playwright.sync_api.BrowserContext
-
-
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    executable = chromium_path()
-    if executable is None:
-        _unavailable("no chromium on the PATH (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (requirements-dev.txt)")
-    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh profile, nothing cached
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            service_workers="block",
-        )
-        context.set_default_timeout(30_000)
-        try:
-            yield Browser(context)
-        finally:
-            context.close()
-
-
 #: API Gateway's answer to a path outside the stage (REST APIs are reached at /<stage>/...).
 _NO_STAGE = '{"message":"Missing Authentication Token"}'
+T = TypeVar("T")
 
-OpenPage = Callable[..., tuple[Any, Recorder]]
 
+class Pages:
+    """Opens recorded pages for one scenario; on the browser's thread only (``Browser.run``)."""
 
-@pytest.fixture
-def open_page(browser: Browser, server: Server) -> Iterator[OpenPage]:
-    """``open_page(path, stage=None)`` -> (page, recorder): the page loaded and being recorded.
+    def __init__(self, context: Any, server: Server) -> None:
+        self._context = context
+        self._server = server
+        self._opened: list[tuple[Any, Recorder]] = []
+        self._collected: set[int] = set()
 
-    With ``stage`` the browser plays an API Gateway REST API: it is sent to ``/<stage><path>``,
-    requests under ``/<stage>/`` reach the server without the prefix (as Lambda sees them), and
-    any other path of the origin gets the gateway's 403 and is recorded in ``outside_stage``.
-    """
-    pages: list[Any] = []
+    def open(self, path: str, stage: str | None = None) -> tuple[Any, Recorder]:
+        """(page, recorder): ``path`` loaded, and everything the page does recorded.
 
-    def open_(path: str, stage: str | None = None) -> tuple[Any, Recorder]:
-        recorder = Recorder(server.origin)
-        page = browser.context.new_page()
-        pages.append(page)
+        With ``stage`` the browser plays an API Gateway REST API: it goes to ``/<stage><path>``,
+        requests under ``/<stage>/`` reach the server without the prefix (as Lambda sees them),
+        and any other path of the origin gets the gateway's 403 and lands in ``outside_stage``.
+        """
+        origin = self._server.origin
+        recorder = Recorder(origin)
+        page = self._context.new_page()
+        self._opened.append((page, recorder))
         page.add_init_script(_RECORD_VIOLATIONS)
-        prefix = f"{server.origin}/{stage}/" if stage else None
+        prefix = f"{origin}/{stage}/" if stage else None
 
         def route(request_route: Any) -> None:
             url = request_route.request.url
             if url.startswith(("data:", "blob:")):
                 request_route.continue_()
-            elif _origin(url) != server.origin:
+            elif _origin(url) != origin:
                 recorder.foreign.append(url)
                 request_route.abort("blockedbyclient")
             elif prefix is None:
                 request_route.continue_()
             elif url.startswith(prefix):
-                stripped = server.origin + "/" + url[len(prefix) :]
+                stripped = origin + "/" + url[len(prefix) :]
                 request_route.fulfill(response=request_route.fetch(url=stripped))
             else:
                 recorder.outside_stage.append(url)
@@ -247,20 +224,94 @@ def open_page(browser: Browser, server: Server) -> Iterator[OpenPage]:
             ),
         )
         page.on("pageerror", lambda error: recorder.page_errors.append(str(error)))
-        page.goto(server.base_url + (f"/{stage}" if stage else "") + path, wait_until="load")
+        page.goto(self._server.base_url + (f"/{stage}" if stage else "") + path)
         return page, recorder
 
-    yield open_
-    for page in pages:
-        page.close()
+    def collect(self, page: Any, recorder: Recorder) -> None:
+        """Copy the page's CSP violations into its recorder (before it navigates away)."""
+        recorder.violations = list(page.evaluate("window.__cspViolations || []"))
+        self._collected.add(id(recorder))
+
+    def close(self) -> None:
+        """Collect each page's CSP violations if not done yet, then close the pages."""
+        for page, recorder in self._opened:
+            if id(recorder) not in self._collected:
+                self.collect(page, recorder)
+            page.close()
+
+
+class Browser:
+    """Chromium through Playwright's sync API, on a thread of its own.
+
+    The sync API runs an asyncio loop on the thread that starts it and leaves that loop marked as
+    running between calls. On pytest's thread that breaks every later test of the same worker
+    that runs a loop itself (Mangum's handler: "This event loop is already running"), so
+    Playwright lives on one dedicated thread and tests hand it scenarios: ``run(scenario)``
+    calls ``scenario(pages)`` there and returns its result (or raises its exception).
+    """
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playwright")
+        self._playwright: Any = None
+        self._context: Any = None
+
+    def start(self, executable: str, profile: Path) -> None:
+        def start() -> None:
+            from playwright.sync_api import sync_playwright
+
+            self._playwright = sync_playwright().start()
+            self._context = self._playwright.chromium.launch_persistent_context(
+                str(profile),  # a fresh profile: nothing cached, no state from another run
+                executable_path=executable,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                service_workers="block",
+            )
+            self._context.set_default_timeout(30_000)
+
+        self._thread.submit(start).result(timeout=120)
+
+    def run(self, scenario: Callable[[Pages], T]) -> T:
+        def task() -> T:
+            pages = Pages(self._context, self._server)
+            try:
+                return scenario(pages)
+            finally:
+                pages.close()
+
+        return self._thread.submit(task).result(timeout=300)
+
+    def stop(self) -> None:
+        def stop() -> None:
+            if self._context is not None:
+                self._context.close()
+            if self._playwright is not None:
+                self._playwright.stop()
+
+        try:
+            self._thread.submit(stop).result(timeout=60)
+        finally:
+            self._thread.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def browser(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    executable = chromium_path()
+    if executable is None:
+        _unavailable("no chromium on the PATH (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("playwright is not installed (requirements-dev.txt)")
+    browser = Browser(server)
+    try:
+        browser.start(executable, tmp_path_factory.mktemp("chromium-profile"))
+        yield browser
+    finally:
+        browser.stop()
 
 
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def collect_violations(page: Any, recorder: Recorder) -> Recorder:
-    """Copy the page's recorded CSP violations into ``recorder`` (call before asserting)."""
-    recorder.violations = list(page.evaluate("window.__cspViolations || []"))
-    return recorder
