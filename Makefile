@@ -3,8 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
-# pytest workers: the machine has 2 cores. loadgroup: tests marked xdist_group share a worker
-# (the browser tests: one server and one Chromium, not one per worker).
+# pytest workers: the machine has 2 cores.
 PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint typecheck install install-dev bench clean image-check load
@@ -41,7 +40,7 @@ typecheck: install-dev
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
 
 bench: install-dev
 	$(BIN)/python bench/tracking_bench.py

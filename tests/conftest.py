@@ -85,3 +85,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"error hygiene: {CHECKED.bodies} response bodies checked (tests/hygiene.py); "
         "any leak fails its test"
     )
+
+
+# -- one worker for the browser tests -------------------------------------------------------------
+# tests/browser/ starts one server and one Chromium per worker that runs any of its tests, so its
+# tests all go to one worker; every other test is still scheduled on its own, as with --dist load.
+# (xdist's own --dist loadgroup does not group here: pytest 9 ignores the node id it rewrites.)
+BROWSER_TESTS = "tests/browser/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "load":
+        return None  # another --dist mode asked for by hand: xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _BrowserTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return BROWSER_TESTS if nodeid.startswith(BROWSER_TESTS) else nodeid
+
+    return _BrowserTestsTogether(config, log)

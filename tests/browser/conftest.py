@@ -1,4 +1,5 @@
-"""The browser harness: one real server and one system Chromium with no network, per session.
+"""The browser harness: one real server and one system Chromium with no network, per session
+(tests/conftest.py schedules every test under tests/browser/ on the same xdist worker).
 
 - ``server``: ``python -m functions.api.serve`` (uvicorn, as ``make run`` and the image run it)
   on a free 127.0.0.1 port, on an embedded store with a small churn model in production, and one

@@ -18,9 +18,6 @@ import pytest
 
 from .conftest import Browser, Pages, Recorder, Server
 
-# One server and one browser for the module: the tests run on one xdist worker.
-pytestmark = pytest.mark.xdist_group("browser")
-
 SEED = {"player_id": "p_123", "sessions_7d": 4, "playtime_7d": 95.5, "iap_count": 1}
 
 
