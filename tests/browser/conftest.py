@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -68,7 +68,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     """Fail in CI (a browser test that does not run must not pass silently), skip elsewhere."""
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(f"CI=true but {reason}: .ci/run installs Chromium, make install-dev Playwright")
@@ -162,7 +162,7 @@ class Recorder:
     violations: list[dict[str, Any]] = field(default_factory=list)
 
     def problems(self) -> dict[str, list[Any]]:
-        found = {
+        found: dict[str, list[Any]] = {
             "requests to another origin": self.foreign,
             "requests outside the API Gateway stage": self.outside_stage,
             "console errors": self.console_errors,
@@ -297,7 +297,8 @@ class Browser:
 
 
 @pytest.fixture(scope="session")
-def browser(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+def chromium() -> str:
+    """The browser's executable, checked before the server is started for nothing."""
     executable = chromium_path()
     if executable is None:
         _unavailable("no chromium on the PATH (apt-get install chromium)")
@@ -305,9 +306,16 @@ def browser(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _unavailable("playwright is not installed (requirements-dev.txt)")
+    return executable
+
+
+@pytest.fixture(scope="session")
+def browser(
+    chromium: str, server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
     browser = Browser(server)
     try:
-        browser.start(executable, tmp_path_factory.mktemp("chromium-profile"))
+        browser.start(chromium, tmp_path_factory.mktemp("chromium-profile"))
         yield browser
     finally:
         browser.stop()
