@@ -90,7 +90,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # -- one worker for the browser tests -------------------------------------------------------------
 # tests/browser/ starts one server and one Chromium per worker that runs any of its tests, so its
 # tests all go to one worker; every other test is still scheduled on its own, as with --dist load.
-# (xdist's own --dist loadgroup does not group here: pytest 9 ignores the node id it rewrites.)
+# (xdist's own --dist loadgroup with xdist_group marks did not group with pytest-xdist 3.8.0 and
+# pytest 9.2: the node ids never got their @group suffix, and the tests ran on both workers.)
 BROWSER_TESTS = "tests/browser/"
 
 

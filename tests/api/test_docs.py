@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from functions.api import docs
 from functions.api.security_headers import content_security_policy
+from tests.api.conftest import READER
 
 #: The web UI's policy, word for word: the docs pages get exactly this (plus ReDoc's styles).
 UI_POLICY = (
@@ -111,6 +112,11 @@ def test_assets_are_cached_and_revalidated(ro_client: TestClient) -> None:
     assert again.status_code == 304
     assert ro_client.get(f"{docs.STATIC_PATH}/../main.py").status_code == 404
     assert ro_client.get(f"{docs.STATIC_PATH}/swagger-ui/missing.js").status_code == 404
+    # One metrics label for every asset path (a mount has no route template).
+    text = ro_client.get("/metrics", headers=READER).text
+    assert f'route="{docs.STATIC_PATH}",status="304"' in text
+    assert f'route="{docs.STATIC_PATH}",status="404"' in text
+    assert "swagger-ui-bundle.js" not in text
 
 
 def test_vendored_files_match_the_manifest_and_keep_their_licences() -> None:
