@@ -217,6 +217,17 @@ with urllib.request.urlopen(request, timeout=10) as response:
     prediction = json.load(response)
 print(f"POST /predict/churn -> 200 {prediction}")
 assert prediction["player_id"] == "p_123" and 0 <= prediction["churn_probability"] <= 1
+# The docs pages and every asset they name come from the image (functions/api/static/docs).
+import re
+served = 0
+for path in ("/docs", "/redoc"):
+    with urllib.request.urlopen(f"{base}{path}", timeout=10) as response:
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"], path
+        page = response.read().decode()
+    for asset in re.findall(r'(?:src|href)="(docs/static/[^"]+)"', page):
+        with urllib.request.urlopen(f"{base}/{asset}", timeout=10) as response:
+            served += len(response.read())
+print(f"/docs, /redoc and their assets -> 200 ({served} bytes of assets, no key)")
 EOF
 # The image's HEALTHCHECK command, run inside the image (no curl there).
 "${BUILDAH[@]}" run --isolation chroot --user "$USER_ID" --env PORT="$port" "$ctr" -- "${HEALTH[@]}"

@@ -85,3 +85,23 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"error hygiene: {CHECKED.bodies} response bodies checked (tests/hygiene.py); "
         "any leak fails its test"
     )
+
+
+# -- one worker for the browser tests -------------------------------------------------------------
+# tests/browser/ starts one server and one Chromium per worker that runs any of its tests, so its
+# tests all go to one worker; every other test is still scheduled on its own, as with --dist load.
+# (xdist's own --dist loadgroup with xdist_group marks did not group with pytest-xdist 3.8.0 and
+# pytest 9.2: the node ids never got their @group suffix, and the tests ran on both workers.)
+BROWSER_TESTS = "tests/browser/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "load":
+        return None  # another --dist mode asked for by hand: xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _BrowserTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return BROWSER_TESTS if nodeid.startswith(BROWSER_TESTS) else nodeid
+
+    return _BrowserTestsTogether(config, log)

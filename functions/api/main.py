@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
-from functions.api import errors
+from functions.api import docs, errors
 from functions.api.auth import AuthRoute, document_security, load_keys
 from functions.api.model_cache import ModelCache
 from functions.api.observability import (
@@ -59,8 +59,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         title="ML tracking and churn prediction API",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
+        # FastAPI's own pages load their assets from a CDN; functions/api/docs.py serves ours.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         # A path that only misses its route by a trailing slash is a 404, not a redirect built
         # from the request's Host header.
@@ -69,6 +70,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Routes added to the app itself get auth too (the routers declare AuthRoute themselves).
     app.router.route_class = AuthRoute
     _document_security(app)
+    if settings.docs_enabled:
+        docs.install(app)
     configure_request_log()
     app.state.settings = settings
     app.state.keyring = load_keys(settings)
@@ -130,9 +133,14 @@ def _app() -> FastAPI:
 @functools.cache
 def _handler() -> Any:
     from mangum import Mangum
+    from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
     # lifespan="off": Mangum would otherwise run startup/shutdown around every invocation.
-    mangum = Mangum(_app(), lifespan="off")
+    # The docs' SVG favicon is text: without it in the text types Mangum would base64 it, and a
+    # REST API without binary media types would hand the browser the base64 text.
+    mangum = Mangum(
+        _app(), lifespan="off", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "image/svg+xml"]
+    )
     if not on_lambda():
         return mangum
     from aws_lambda_powertools.logging import correlation_paths

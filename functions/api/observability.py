@@ -36,6 +36,8 @@ metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps"), service=SERVICE
 )
 _DOC_PATHS = frozenset({"/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
+# The docs' assets (functions/api/docs.py, a mount: no route object either): one label for all.
+_DOC_ASSETS = "/docs/static"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -147,6 +149,10 @@ def prometheus_text() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
+def _unmatched(path: str) -> str:
+    return _DOC_ASSETS if path.startswith(_DOC_ASSETS + "/") else "unmatched"
+
+
 def _request_id(scope: Scope) -> str:
     event = scope.get("aws.event")
     if isinstance(event, dict):
@@ -255,7 +261,7 @@ class RequestMiddleware:
         route = getattr(scope.get("route"), "path", None) or (
             # FastAPI's own docs routes carry no route object; any other path is not ours, and
             # must not become a label (unbounded cardinality).
-            scope["path"] if scope["path"] in _DOC_PATHS else "unmatched"
+            scope["path"] if scope["path"] in _DOC_PATHS else _unmatched(scope["path"])
         )
         method = scope.get("method", "")
         requests, latency = _children(route, method, status)

@@ -7,11 +7,17 @@ import re
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from starlette.routing import Mount, Route
 
+from functions.api import docs
 from functions.api.auth import OPEN, SCOPE_KEY, AuthRoute, requires
 from tests.api.conftest import ADMIN, KEYS, READER, SCORER
 
 OPEN_PATHS = {"/health", "/ready"}
+#: The only routes that are not AuthRoutes, all open by design (as FastAPI's own docs routes
+#: are): the schema, the two docs pages and the mount of their assets.
+DOCS_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"),
+               ("MOUNT", docs.STATIC_PATH)}  # fmt: skip
 SCOPES = {"predict", "read", "admin"}
 BODIES = {
     "/predict/churn": {"player_id": "p", "sessions_7d": 1, "playtime_7d": 1.0, "iap_count": 0},
@@ -40,6 +46,30 @@ def api_routes(client: TestClient) -> list[tuple[str, str, str]]:
         for method in context.methods or ():
             found.append((method, path, scope))
     return found
+
+
+def other_routes(client: TestClient) -> set[tuple[str, str]]:
+    """(method or ``MOUNT``, path) of every route that is not an API route."""
+    found = set()
+    for context in iter_route_contexts(client.app.routes):  # type: ignore[attr-defined]
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            continue
+        assert isinstance(route, Route | Mount), f"{context.path}: an unknown kind of route"
+        if isinstance(route, Mount):
+            found.add(("MOUNT", str(context.path)))
+        for method in (context.methods or set()) - {"HEAD"}:
+            found.add((method, str(context.path)))
+    return found
+
+
+def docs_assets() -> list[str]:
+    """The URL of every file under the docs' assets mount."""
+    return sorted(
+        f"{docs.STATIC_PATH}/{path.relative_to(docs.STATIC_DIR).as_posix()}"
+        for path in docs.STATIC_DIR.rglob("*")
+        if path.is_file()
+    )
 
 
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> int:
@@ -141,15 +171,23 @@ def test_401_and_403_bodies(ro_client: TestClient) -> None:
     }
 
 
+def test_the_routes_without_a_scope_are_exactly_the_docs(ro_client: TestClient) -> None:
+    assert other_routes(ro_client) == DOCS_ROUTES
+
+
 def test_docs_are_open_and_can_be_switched_off(ro_client: TestClient, app_factory,  # type: ignore[no-untyped-def]
                                                trained) -> None:  # fmt: skip
-    for path in ("/docs", "/redoc", "/openapi.json"):
+    assets = docs_assets()
+    # The pages, the schema and every asset (the vendored files, ours, the licences) need no key.
+    assert len(assets) >= 14
+    for path in ("/docs", "/redoc", "/openapi.json", *assets):
         assert ro_client.get(path).status_code == 200, path
     schema = ro_client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     assert schema["paths"]["/health"]["get"]["security"] == []
     closed = TestClient(app_factory(DOCS_ENABLED=False))
-    for path in ("/docs", "/redoc", "/openapi.json"):
+    assert other_routes(closed) == set()
+    for path in ("/docs", "/redoc", "/openapi.json", *assets):
         assert closed.get(path).status_code == 404, path
     assert closed.get("/health").status_code == 200
 

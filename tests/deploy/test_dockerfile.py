@@ -6,6 +6,7 @@ itself. Building and running the image is ``make image-check`` (buildah, no daem
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import subprocess
@@ -204,3 +205,17 @@ def test_dockerignore_admits_only_what_the_image_needs() -> None:
         for source in instruction.args.split()[:-1]
     }
     assert copied <= admitted, copied - admitted
+
+
+def test_docs_assets_are_in_the_build_context() -> None:
+    """The vendored docs assets (functions/api/static) reach the image: no exclusion matches."""
+    exclusions = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "!")) and line.strip() != "*"
+    ]
+    static = ROOT / "functions" / "api" / "static"
+    files = [p.relative_to(ROOT).as_posix() for p in static.rglob("*") if p.is_file()]
+    assert any(f.endswith("swagger-ui-bundle.js") for f in files)
+    for name in files:
+        assert not any(fnmatch.fnmatch(name, pattern) for pattern in exclusions), name
