@@ -1,8 +1,8 @@
 """``tracking init`` upgrades a DynamoDB store written by the previous release.
 
-Runs in the previous layout (``legacy.py``) are readable and writable before the upgrade; the
-upgrade gives each its summary, resumes after a failure half way, and loses nothing; afterwards
-listing makes no per-run request.
+Runs in the previous layout (``tests/legacy_release.py``) are readable and writable before the
+upgrade; the upgrade gives each its summary, resumes after a failure half way, and loses
+nothing; afterwards listing makes no per-run request.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.contract.conftest import Backend
-from tests.contract.legacy import write_legacy_run
+from tests.legacy_release import write_legacy_run
 from tracking import ExperimentLogger
 from tracking.entities import Metric
 from tracking.errors import StoreUnavailable
