@@ -77,6 +77,10 @@ def test_experiments_runs_and_history(ro_client: TestClient, shared_store: Store
     [
         ("/experiments/churn/runs?filter=metrics.auc%20%3E", 422),
         ("/experiments/churn/runs?order_by=metrics.auc%20SIDEWAYS", 422),
+        ("/experiments/churn/runs?page_token=garbage", 422),
+        ("/experiments/churn/runs?order_by=metrics.auc&page_token=eyJxIjoxfQ", 422),
+        ("/experiments/churn/runs?filter=" + "(" * 60 + "metrics.auc>1" + ")" * 60, 422),
+        ("/experiments/churn/runs?filter=params.model%20IN%20()", 422),
         ("/experiments/missing/runs", 404),
         ("/experiments?page_token=garbage", 422),
         ("/experiments?max_results=0", 422),
@@ -89,6 +93,29 @@ def test_read_errors(ro_client: TestClient, path: str, status: int) -> None:
     response = ro_client.get(path, headers=READER)
     assert response.status_code == status
     assert set(response.json()["error"]) == {"code", "message", "request_id"}
+
+
+def test_a_page_token_of_another_search_is_refused(client: TestClient, trained: Store) -> None:
+    trained.train(seed=23)  # a second run, so the first page has a next one
+    first = client.get(
+        "/experiments/churn/runs", params={"max_results": 1, "order_by": ["metrics.test_auc"]},
+        headers=ADMIN,
+    ).json()  # fmt: skip
+    assert first["next_token"]
+    second = client.get(
+        "/experiments/churn/runs",
+        params={"max_results": 1, "order_by": ["metrics.test_auc"],
+                "page_token": first["next_token"]},
+        headers=ADMIN,
+    ).json()  # fmt: skip
+    assert second["items"][0]["run_id"] != first["items"][0]["run_id"]
+    other = client.get(
+        "/experiments/churn/runs",
+        params={"page_token": first["next_token"], "order_by": ["start_time"]},
+        headers=ADMIN,
+    )
+    assert other.status_code == 422
+    assert "different search" in other.json()["error"]["message"]
 
 
 def test_promote_and_rollback_over_http(client: TestClient, trained: Store) -> None:

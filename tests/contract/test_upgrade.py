@@ -7,6 +7,8 @@ nothing; afterwards listing makes no per-run request.
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +18,12 @@ from tests.legacy_release import write_legacy_run
 from tracking import ExperimentLogger
 from tracking.entities import Metric
 from tracking.errors import StoreUnavailable
+from tracking.run_query import parse_query
 from tracking.stores.dynamodb import DynamoDBStore
 from tracking.stores.dynamodb.schema import tracking_table_name
+from tracking.stores.sqlite import SQLiteStore
+from tracking.stores.sqlite.schema import SCHEMA
+from tracking.stores.sqlite.search import SEARCH_INDEXES
 
 TRAIN = {"uri": "s3://b/t.csv", "digest": "ab", "digest_algorithm": "md5", "logged_at": 3}
 DYNAMODB = pytest.mark.parametrize("backend", ["moto", "moto_server"], indirect=True)
@@ -124,3 +130,28 @@ def test_after_the_upgrade_summaries_are_kept_and_read(legacy: DynamoDBStore) ->
     assert runs["old2"].metrics["auc"].value == 0.99
     # One GetItem for the experiment, one gsi1 Query: no per-run request once summarised.
     assert operations == ["GetItem", "Query"]
+
+
+def test_a_sqlite_file_of_the_previous_release_gets_the_search_indexes(tmp_path: Path) -> None:
+    """The previous release's schema is this one without the search indexes."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA.replace(SEARCH_INDEXES, ""))
+        conn.execute("INSERT INTO experiments VALUES ('e1', 'old', 1, '{}')")
+        conn.execute(
+            "INSERT INTO runs (run_id, experiment_id, status, start_time) "
+            "VALUES ('r1', 'e1', 'FINISHED', 5)"
+        )
+        conn.execute("INSERT INTO params VALUES ('r1', 'max_depth', '5')")
+        conn.execute("INSERT INTO latest_metrics VALUES ('r1', 'auc', 3, 0.9, 7)")
+    store = SQLiteStore(path)
+    store.initialize()
+    with sqlite3.connect(path) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"params_by_key_value", "latest_metrics_by_key_value", "tags_by_key_value"} <= indexes
+    found = store.search_runs(
+        "old", parse_query("metrics.auc > 0.7 and params.max_depth = '5'", ["metrics.auc DESC"])
+    )
+    assert [run.run_id for run in found.items] == ["r1"]
+    assert found.items[0].metrics["auc"].step == 3
+    store.close()
