@@ -17,6 +17,7 @@ from tracking.stores._tokens import decode_token
 from tracking.stores.dynamodb import schema
 from tracking.stores.dynamodb.errors import _calling, _error_code, _unavailable
 from tracking.stores.dynamodb.keys import _RUN_SK, _run_pk
+from tracking.stores.dynamodb.queries import query_page
 from tracking.stores.dynamodb.tables import _Models, _resolve_region
 from tracking.stores.dynamodb.writes import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS
 
@@ -236,12 +237,11 @@ class DynamoDBBase:
                 "pk": {"S": pk_of(name)},
                 "sk": {"S": sk},
             }
-        with _calling(action):
-            return list(
-                self._models.TrackingItem.query(
-                    gsi_pk,
-                    index_name=schema.GSI1_NAME,
-                    limit=limit + 1,
-                    last_evaluated_key=start_key,
-                )
-            )
+        return query_page(
+            self._models.TrackingItem,
+            gsi_pk,
+            action=action,
+            limit=limit,
+            start_key=start_key,
+            index_name=schema.GSI1_NAME,
+        )

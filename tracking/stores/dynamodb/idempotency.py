@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.update import Action
 
 from tracking.errors import Conflict
 from tracking.stores.dynamodb.base import DynamoDBBase
-from tracking.stores.dynamodb.errors import _calling, _is_conditional_failure, _unavailable
+from tracking.stores.dynamodb.errors import (
+    _calling,
+    conditional_write,
+)
 from tracking.stores.dynamodb.keys import _IDEMPOTENCY, _idempotency_pk
 from tracking.stores.ports.idempotency import IdempotencyRecord, IdempotencyStore
 
@@ -33,14 +35,9 @@ class DynamoDBIdempotency(DynamoDBBase, IdempotencyStore):
             expires_at=expires_at,
         )
         for _ in range(3):
-            try:
+            with conditional_write("claim idempotency key") as held_by_another:
                 item.save(condition=model.pk.does_not_exist() | (model.expires_at < now))
-            except PutError as error:
-                if not _is_conditional_failure(error):
-                    raise _unavailable("claim idempotency key", error) from error
-            except (PynamoDBException, BotoCoreError, ClientError) as error:
-                raise _unavailable("claim idempotency key", error) from error
-            else:
+            if not held_by_another.failed:
                 return None
             with _calling("get idempotency key"):
                 try:
@@ -62,26 +59,16 @@ class DynamoDBIdempotency(DynamoDBBase, IdempotencyStore):
         ]
         if expires_at is not None:
             actions.append(model.expires_at.set(expires_at))
-        try:
+        # A failed condition: expired and taken over (or released), so nothing to record.
+        with conditional_write("complete idempotency key"):
             item.update(actions=actions, condition=model.fingerprint == fingerprint)
-        except UpdateError as error:
-            if _is_conditional_failure(error):
-                return  # expired and taken over (or released): nothing to record
-            raise _unavailable("complete idempotency key", error) from error
-        except (PynamoDBException, BotoCoreError, ClientError) as error:
-            raise _unavailable("complete idempotency key", error) from error
 
     def release(self, key: str) -> None:
         model = self._models.TrackingItem
         item = model(_idempotency_pk(key), _IDEMPOTENCY)
-        try:
+        # A failed condition: completed meanwhile, and the answer stays.
+        with conditional_write("release idempotency key"):
             item.delete(condition=model.status == "in_progress")
-        except DeleteError as error:
-            if _is_conditional_failure(error):
-                return
-            raise _unavailable("release idempotency key", error) from error
-        except (PynamoDBException, BotoCoreError, ClientError) as error:
-            raise _unavailable("release idempotency key", error) from error
 
 
 def _idempotency_from(key: str, item: Any) -> IdempotencyRecord:

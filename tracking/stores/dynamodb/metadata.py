@@ -6,8 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
@@ -20,8 +19,6 @@ from tracking.stores.dynamodb import schema
 from tracking.stores.dynamodb.base import UPDATE_ATTEMPTS
 from tracking.stores.dynamodb.errors import (
     _calling,
-    _is_conditional_failure,
-    _unavailable,
     conditional_write,
 )
 from tracking.stores.dynamodb.history import CHUNKED_FORMAT
@@ -113,14 +110,10 @@ class DynamoDBMetadata(DynamoDBRuns, DynamoDBMetrics, MetadataStore):
             tags=experiment.tags,
         )
         _check_item_size(item.serialize(), f"experiment {name!r}")
-        try:
+        with conditional_write("create experiment") as taken:
             item.save(condition=model.pk.does_not_exist())
-        except PutError as error:
-            if _is_conditional_failure(error):
-                raise AlreadyExists(f"experiment {name!r} already exists") from error
-            raise _unavailable("create experiment", error) from error
-        except (PynamoDBException, BotoCoreError, ClientError) as error:
-            raise _unavailable("create experiment", error) from error
+        if taken.failed:
+            raise AlreadyExists(f"experiment {name!r} already exists")
         return experiment
 
     def list_experiments(
@@ -255,17 +248,13 @@ class DynamoDBMetadata(DynamoDBRuns, DynamoDBMetrics, MetadataStore):
         model = self._models.TrackingItem
         item = model(_run_pk(run_id), _RUN_SK)
         end_action = model.end_time.remove() if end_time is None else model.end_time.set(end_time)
-        try:
+        with conditional_write("set run status") as missing:
             item.update(
                 actions=[model.status.set(RunStatus(status).value), end_action],
                 condition=model.pk.exists(),
             )
-        except UpdateError as error:
-            if _is_conditional_failure(error):
-                raise NotFound(f"run {run_id!r} not found") from error
-            raise _unavailable("set run status", error) from error
-        except (PynamoDBException, BotoCoreError, ClientError) as error:
-            raise _unavailable("set run status", error) from error
+        if missing.failed:
+            raise NotFound(f"run {run_id!r} not found")
 
     # -- params, tags, metrics -----------------------------------------------------------------
 

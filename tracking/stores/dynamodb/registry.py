@@ -8,8 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import size
 from pynamodb.expressions.update import Action
 
@@ -27,7 +26,10 @@ from tracking.entities import (
 from tracking.errors import Conflict, InvalidInput, NotFound, TrackingError
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.dynamodb.base import LIST_RUNS_CONCURRENCY, UPDATE_ATTEMPTS, DynamoDBBase
-from tracking.stores.dynamodb.errors import _calling, _is_conditional_failure, _unavailable
+from tracking.stores.dynamodb.errors import (
+    _calling,
+    conditional_write,
+)
 from tracking.stores.dynamodb.keys import (
     _ALIAS,
     _HISTORY,
@@ -38,6 +40,7 @@ from tracking.stores.dynamodb.keys import (
     _model_pk,
     _version_sk,
 )
+from tracking.stores.dynamodb.queries import query_page
 from tracking.stores.dynamodb.writes import _check_item_size, _Writes
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tracking.stores.ports.registry import AliasWrite, RegistryStore, check_tags
@@ -228,17 +231,16 @@ class DynamoDBRegistry(DynamoDBBase, RegistryStore):
                 raise InvalidInput("invalid page token")
             start_key = {"pk": {"S": pk}, "sk": {"S": _version_sk(before)}}
         model = self._models.TrackingItem
-        with _calling("list model versions"):
-            items = list(
-                model.query(
-                    pk,
-                    model.sk.startswith(_VERSION),
-                    consistent_read=True,
-                    scan_index_forward=False,
-                    limit=limit + 1,
-                    last_evaluated_key=start_key,
-                )
-            )
+        items = query_page(
+            model,
+            pk,
+            model.sk.startswith(_VERSION),
+            action="list model versions",
+            limit=limit,
+            start_key=start_key,
+            consistent_read=True,
+            scan_index_forward=False,
+        )
         if not items:
             # A model always has a version, so only an empty answer needs the existence check.
             self._require_model(name)
@@ -362,16 +364,15 @@ class DynamoDBRegistry(DynamoDBBase, RegistryStore):
                 raise InvalidInput("invalid page token")
             start_key = {"pk": {"S": pk}, "sk": {"S": after}}
         model = self._models.TrackingItem
-        with _calling("list model history"):
-            items = list(
-                model.query(
-                    pk,
-                    model.sk.startswith(_HISTORY),
-                    consistent_read=True,
-                    limit=limit + 1,
-                    last_evaluated_key=start_key,
-                )
-            )
+        items = query_page(
+            model,
+            pk,
+            model.sk.startswith(_HISTORY),
+            action="list model history",
+            limit=limit,
+            start_key=start_key,
+            consistent_read=True,
+        )
         if not items:
             self._require_model(name)
         changes = [_change_from(item) for item in items[:limit]]
@@ -473,17 +474,13 @@ class DynamoDBRegistry(DynamoDBBase, RegistryStore):
                 else size(model.tags) == len(stored_tags)  # type: ignore[no-untyped-call]
             )
             item = model(pk, sk)
-            try:
+            with conditional_write("update model") as changed:
                 item.update(
                     actions=_description_and_tags(model, description, tags),
                     condition=model.pk.exists() & unchanged,
                 )
-            except UpdateError as error:
-                if _is_conditional_failure(error):
-                    continue  # deleted, or tags changed meanwhile: read again
-                raise _unavailable("update model", error) from error
-            except (PynamoDBException, BotoCoreError, ClientError) as error:
-                raise _unavailable("update model", error) from error
+            if changed.failed:
+                continue  # deleted, or tags changed meanwhile: read again
             return item
         raise Conflict(f"the tags of {what} are being changed concurrently; retry")
 
