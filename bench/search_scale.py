@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import socket
@@ -203,6 +204,7 @@ def main() -> None:
         return
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     scratch = Path(tempfile.mkdtemp(prefix="search-scale-"))
     baseline = scratch / "baseline"
     subprocess.run(
