@@ -843,3 +843,38 @@ def test_missing_model_is_not_found_everywhere(store: DynamoDBStore) -> None:
             call()
     assert store.list_models().items[0].name == "m"
     assert [model.name for model in store.list_models().items] == ["m"]
+
+
+def test_latest_metrics_of_a_training_loop_take_one_update_per_step(
+    store: DynamoDBStore, api: Api
+) -> None:
+    """Five keys: all new (one update that adds them), then all known and older (one update)."""
+    _run(store)
+    keys = ("a", "b", "c", "d", "e")
+
+    def run_item_updates(number: int) -> int:
+        api.calls.clear()
+        points = [Metric(key=k, value=number + 0.5, step=number, timestamp=number) for k in keys]
+        store.log_batch("run1", metrics=points)
+        return sum(
+            1
+            for name, params in api.calls
+            if name == "UpdateItem" and params["Key"].get("sk", {}).get("S") == "RUN"
+        )
+
+    assert run_item_updates(0) == 2  # "all known" refused, then "all new" written
+    assert run_item_updates(1) == 1
+    assert run_item_updates(2) == 1
+    run = store.get_run("run1")
+    assert {key: metric.step for key, metric in run.metrics.items()} == dict.fromkeys(keys, 2)
+    # An older point for one key and a new key: key by key, and the older one is kept out.
+    store.log_batch(
+        "run1",
+        metrics=[
+            Metric(key="a", value=9.0, step=0, timestamp=99),
+            Metric(key="f", value=1.0, step=0, timestamp=0),
+        ],
+    )
+    run = store.get_run("run1")
+    assert run.metrics["a"].value == 2.5
+    assert run.metrics["f"].value == 1.0

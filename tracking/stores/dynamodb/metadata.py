@@ -60,6 +60,9 @@ from tracking.stores.dynamodb.writes import (
 )
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
 
+#: Latest metrics one UpdateItem sets together: its condition names each (4 KB expressions).
+LATEST_PER_UPDATE = 20
+
 # -- item -> entity ---------------------------------------------------------------------------
 
 
@@ -458,10 +461,45 @@ class DynamoDBMetadata(DynamoDBRuns, DynamoDBMetrics, MetadataStore):
     def _write_latest_metrics(self, run_id: str, latest: Mapping[str, Metric]) -> None:
         """Keep, per key, the point with the highest (step, timestamp) as the run's latest.
 
-        In the summary: one conditional UpdateItem per key (two the first time a key is seen,
-        which also counts its bytes against the budget). A run that is not ``ok`` keeps new
-        keys in ``METRIC#`` items, written only while the run item says so (one transaction).
+        In the summary. The common cases take one UpdateItem for up to ``LATEST_PER_UPDATE``
+        keys: every key already there and older (a training loop's next step), or every key new
+        (its first step; their bytes are counted against the budget). Anything else goes key by
+        key: one conditional UpdateItem (two the first time a key is seen). A run that is not
+        ``ok`` keeps new keys in ``METRIC#`` items, written only while the run item says so
+        (one transaction).
         """
+        pending: dict[str, Metric] = {}
+        points = list(latest.items())
+        for start in range(0, len(points), LATEST_PER_UPDATE):
+            group = dict(points[start : start + LATEST_PER_UPDATE])
+            if not self._latest_in_one_update(run_id, group):
+                pending.update(group)
+        self._write_latest_one_by_one(run_id, pending)
+
+    def _latest_in_one_update(self, run_id: str, group: Mapping[str, Metric]) -> bool:
+        """Write a group of latest metrics in one UpdateItem if all are known or all new."""
+        model: Any = self._models.TrackingItem
+        entries = {key: metric_entry(metric) for key, metric in group.items()}
+        actions = [model.s_metrics[key].set(entry) for key, entry in entries.items()]
+        known: Any = None
+        for key, metric in group.items():
+            newer = model.s_metrics[key].exists() & (model.s_metrics[key] < newer_bound(metric))
+            known = newer if known is None else known & newer
+        with conditional_write("log metrics") as updated:
+            model(_run_pk(run_id), _RUN_SK).update(actions=actions, condition=known)
+        if not updated.failed:
+            return True
+        size = entries_bytes(entries)
+        fresh: Any = (model.s_state == OK) & (model.s_bytes <= SUMMARY_BUDGET_BYTES - size)
+        for key in group:
+            fresh = fresh & model.s_metrics[key].does_not_exist()
+        with conditional_write("log metrics") as added:
+            model(_run_pk(run_id), _RUN_SK).update(
+                actions=[*actions, model.s_bytes.add(size)], condition=fresh
+            )
+        return not added.failed
+
+    def _write_latest_one_by_one(self, run_id: str, latest: Mapping[str, Metric]) -> None:
         model: Any = self._models.TrackingItem  # map entries are document paths, not str
         for key, metric in latest.items():
             entry = metric_entry(metric)
