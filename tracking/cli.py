@@ -20,7 +20,7 @@ from rich.table import Table
 
 from tracking.backends import build_stores
 from tracking.config import load_config
-from tracking.entities import AliasChange, ModelVersion, iter_pages
+from tracking.entities import AliasChange, FeatureSpec, ModelVersion, iter_pages
 from tracking.errors import TrackingError
 from tracking.logger import ExperimentLogger
 from tracking.registry import ModelRegistry
@@ -217,6 +217,7 @@ def _version_rows(versions: Sequence[ModelVersion]) -> list[tuple[object, ...]]:
             v.label,
             v.stage.value,
             v.flavor.value,
+            _signature_summary(v),
             v.run_id,
             v.sha256[:12],
             _time(v.created_at),
@@ -226,7 +227,17 @@ def _version_rows(versions: Sequence[ModelVersion]) -> list[tuple[object, ...]]:
     ]
 
 
-_VERSION_COLUMNS = ["version", "stage", "flavor", "run id", "sha256", "created", "by"]
+def _signature_summary(version: ModelVersion) -> str:
+    """``query:str, k:int? -> id:str, ...``: inputs (``?`` optional) and outputs, if any."""
+
+    def fields(specs: Sequence[FeatureSpec]) -> str:
+        return ", ".join(f"{s.name}:{s.type}{'' if s.required else '?'}" for s in specs)
+
+    text = fields(version.signature) or "-"
+    return f"{text} -> {fields(version.output_signature)}" if version.output_signature else text
+
+
+_VERSION_COLUMNS = ["version", "stage", "flavor", "signature", "run id", "sha256", "created", "by"]
 
 
 @models_app.command("list")

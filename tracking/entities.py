@@ -150,9 +150,28 @@ PICKLE_FLAVORS = frozenset({Flavor.SKLEARN, Flavor.JOBLIB})
 RESERVED_ALIASES = ("production", "staging")
 
 
+#: Scalar values a signature field may default to (JSON scalars).
+SignatureDefault = bool | int | float | str | None
+
+
 class FeatureSpec(_Frozen):
+    """One field of a version's input or output schema.
+
+    ``name`` and ``type`` (``int``, ``float``, ``str``, ``bool``; XGBoost's own codes are kept as
+    they are) are what earlier releases stored; the rest is optional, so their signatures still
+    read. Bounds are inclusive; ``default`` applies when ``required`` is false.
+    """
+
     name: str
     type: str
+    required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    description: str | None = None
+    default: SignatureDefault = None
 
 
 class ModelVersionInfo(_Frozen):
@@ -167,6 +186,8 @@ class ModelVersionInfo(_Frozen):
     size: int
     flavor: Flavor
     signature: list[FeatureSpec] = Field(default_factory=list)
+    #: The response's fields (empty when the version was registered without one).
+    output_signature: list[FeatureSpec] = Field(default_factory=list)
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)

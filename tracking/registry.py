@@ -26,6 +26,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from tracking import signatures
 from tracking.artifacts.base import ArtifactStore
 from tracking.backends import build_stores
 from tracking.clock import now_ms
@@ -96,6 +99,12 @@ def _metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return data
 
 
+#: What ``register_model`` takes as a signature (see there).
+SignatureLike = (
+    type[BaseModel] | Sequence[FeatureSpec | Mapping[str, Any]] | Mapping[str, str] | None
+)
+
+
 def _version_number(version: object) -> int:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise InvalidInput(f"model version must be a positive integer, not {version!r}")
@@ -106,7 +115,9 @@ def _signature(signature: object) -> list[FeatureSpec] | None:
     if signature is None:
         return None
     try:
-        if isinstance(signature, Mapping):
+        if isinstance(signature, type) and issubclass(signature, BaseModel):
+            specs = signatures.from_model(signature)
+        elif isinstance(signature, Mapping):
             specs = [FeatureSpec(name=str(k), type=str(v)) for k, v in signature.items()]
         elif isinstance(signature, Sequence) and not isinstance(signature, str):
             specs = [
@@ -117,7 +128,8 @@ def _signature(signature: object) -> list[FeatureSpec] | None:
             raise TypeError
     except (TypeError, ValueError):
         raise InvalidInput(
-            "signature must map feature names to types, or list {'name', 'type'} items"
+            "a signature is a pydantic model, a mapping of feature names to types, or a list of "
+            "{'name', 'type', ...} items"
         ) from None
     for spec in specs:
         validate_name(spec.name, "signature feature name")
@@ -166,10 +178,11 @@ class ModelRegistry:
         run_id: str,
         artifact: str,
         flavor: str | Flavor = Flavor.XGBOOST,
-        signature: Sequence[FeatureSpec | Mapping[str, str]] | Mapping[str, str] | None = None,
+        signature: SignatureLike = None,
         description: str | None = None,
         tags: Mapping[str, object] | None = None,
         *,
+        output_signature: SignatureLike = None,
         metadata: Mapping[str, Any] | None = None,
         allow_pickle: bool = False,
         actor: str | None = None,
@@ -180,6 +193,10 @@ class ModelRegistry:
         artifact must load as XGBoost's native JSON or UBJ (its feature names become the
         signature when none is given); a ``retriever`` artifact must be an index bundle that
         loads without pickle. Pickle flavors need ``allow_pickle=True``.
+
+        ``signature`` (the inputs) and ``output_signature`` (the response) are pydantic models
+        (``ChurnFeatures``), lists of ``FeatureSpec`` or of their dicts, or name -> type
+        mappings; ``tracking.signatures.infer`` builds one from a training frame.
 
         Raises:
             InvalidInput: bad name, flavor, signature, tags or metadata (too large, or not JSON);
@@ -197,6 +214,7 @@ class ModelRegistry:
                 "pass allow_pickle=True to register it, or save an XGBoost model as JSON/UBJ"
             )
         specs = _signature(signature)
+        output_specs = _signature(output_signature) or []
         checked_tags = validate_tags(tags or {})
         check_tags(checked_tags, f"model {name!r}")
         checked_metadata = _metadata(metadata)
@@ -233,6 +251,7 @@ class ModelRegistry:
                 size=record.size,
                 flavor=chosen_flavor,
                 signature=specs or [],
+                output_signature=output_specs,
                 description=description,
                 tags=checked_tags,
                 metadata=checked_metadata,

@@ -21,7 +21,8 @@ from typing import Any
 
 from functions.api.errors import ApiError
 from functions.api.observability import METRICS
-from models.base import Predictor, load_predictor
+from models.catalog import load_predictor
+from models.serving import Predictor
 from tracking import IntegrityError, ModelRegistry, NotFound, TrackingError
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,8 @@ class ModelCache:
             self._load_failed(state, exc)
             return
         try:
-            current = state.predictor
-            if current is None or (current.version.version, current.version.sha256) != (
+            current = None if state.predictor is None else state.predictor.version
+            if current is None or (current.version, current.sha256) != (
                 target.version,
                 target.sha256,
             ):

@@ -12,6 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tracking import signatures
+from tracking.entities import FeatureSpec
+
 PlayerId = Annotated[
     str,
     Field(
@@ -85,6 +88,6 @@ def to_row(features: ChurnFeatures | dict[str, Any]) -> list[float]:
     return row
 
 
-def signature() -> list[dict[str, str]]:
-    """The registry's input signature: feature names and types, in model column order."""
-    return [{"name": name, "type": FEATURE_TYPES[name]} for name in FEATURE_NAMES]
+def signature() -> list[FeatureSpec]:
+    """The registry's input signature: ``ChurnFeatures``' fields with their bounds."""
+    return signatures.from_model(ChurnFeatures)

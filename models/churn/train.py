@@ -39,6 +39,7 @@ from models.churn.evaluation import (
     roc_auc,
 )
 from models.churn.features import FEATURE_NAMES, FEATURE_TYPES, ChurnFeatures, signature
+from models.churn.predictor import ChurnPrediction
 from models.churn.report import (
     model_card,
     plot_calibration,
@@ -276,6 +277,7 @@ def register(
         artifact="model",
         flavor="xgboost",
         signature=signature(),
+        output_signature=ChurnPrediction,
         description=f"XGBoost churn classifier, test AUC {result.test_metrics['test_auc']:.3f}",
         metadata={
             "risk_thresholds": result.thresholds.as_dict(),

@@ -9,6 +9,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from tracking import signatures
+from tracking.entities import FeatureSpec
+
 MAX_QUERY_CHARS = 1000
 MAX_K = 50
 DEFAULT_K = 5
@@ -53,6 +56,11 @@ class RagResponse(BaseModel):
     model_version: str
 
 
-def signature() -> list[dict[str, str]]:
-    """The registry's input signature."""
-    return [{"name": "query", "type": "str"}, {"name": "k", "type": "int"}]
+def signature() -> list[FeatureSpec]:
+    """The registry's input signature: ``RagQuery``'s fields with their bounds."""
+    return signatures.from_model(RagQuery)
+
+
+def output_signature() -> list[FeatureSpec]:
+    """The registry's output signature: the fields of each returned ``Passage``."""
+    return signatures.from_model(Passage)

@@ -35,7 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from models.rag import CORPUS_DIR, EXPERIMENT_NAME, MODEL_NAME, QUESTIONS_PATH
 from models.rag.corpus import Document, corpus_digest, load_corpus, split_corpus
 from models.rag.evaluation import NDCG_K, RECALL_KS, QuestionResult, evaluate
-from models.rag.features import signature
+from models.rag.features import output_signature, signature
 from models.rag.labels import Question, load_questions, resolve
 from models.rag.retriever import BM25Index, RetrieverConfig
 from tracking import ExperimentLogger, ModelRegistry, ModelVersion, TrackingError
@@ -262,6 +262,7 @@ def register(
         artifact="index",
         flavor="retriever",
         signature=signature(),
+        output_signature=output_signature(),
         description=f"BM25 documentation retriever, test nDCG@10 {ndcg:.3f}",
         metadata={
             "retriever": result.config.params(),

@@ -73,7 +73,10 @@ def test_training_tracks_registers_and_promotes(
     version = result.version
     assert version is not None
     assert version.stage is Stage.PRODUCTION
-    assert [s.name for s in version.signature] == list(FEATURE_NAMES)
+    assert [s.name for s in version.signature] == ["player_id", *FEATURE_NAMES]
+    assert [s.name for s in version.output_signature] == [
+        "player_id", "churn_probability", "risk_level", "model_version"
+    ]  # fmt: skip
     assert version.metadata["risk_thresholds"] == result.thresholds.as_dict()
     predictor = load_predictor(registry, "churn")
     assert predictor.label == "v1"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pytest
 import xgboost as xgb
+from pydantic import BaseModel, Field
 
 from tests.contract.conftest import RACE_BACKENDS, Backend
 from tests.contract.helpers import snapshot
@@ -21,7 +23,7 @@ from tracking import (
     NotFound,
     Stage,
 )
-from tracking.entities import HistoryAction
+from tracking.entities import FeatureSpec, HistoryAction
 
 
 @pytest.fixture
@@ -94,6 +96,37 @@ def test_explicit_signature(registry: ModelRegistry, run_id: str) -> None:
         ("sessions_7d", "int"),
         ("playtime_7d", "float"),
     ]
+
+
+class _Inputs(BaseModel):
+    sessions_7d: Annotated[int, Field(ge=0, le=10_000, description="Sessions in 7 days.")]
+    country: Annotated[str | None, Field(min_length=2, max_length=2, pattern="^[A-Z]+$")] = None
+    weight: float = 1.5
+
+
+class _Outputs(BaseModel):
+    score: float
+
+
+def test_a_pydantic_signature_round_trips_with_its_outputs(
+    registry: ModelRegistry, run_id: str
+) -> None:
+    mv = registry.register_model(
+        "churn", run_id, "model_json", signature=_Inputs, output_signature=_Outputs
+    )
+    stored = registry.get_version("churn", mv.version)
+    assert stored.signature == mv.signature
+    assert stored.output_signature == [FeatureSpec(name="score", type="float")]
+    sessions, country, weight = stored.signature
+    assert sessions == FeatureSpec(
+        name="sessions_7d", type="int", minimum=0, maximum=10_000,
+        description="Sessions in 7 days.",
+    )  # fmt: skip
+    assert country == FeatureSpec(
+        name="country", type="str", required=False, min_length=2, max_length=2,
+        pattern="^[A-Z]+$",
+    )  # fmt: skip
+    assert (weight.required, weight.default) == (False, 1.5)
 
 
 def test_pickle_refused_as_xgboost_and_without_opt_in(

@@ -50,6 +50,16 @@ def list_versions(
     return Page(items=[version_view(version) for version in page.items], next_token=page.next_token)
 
 
+@router.get(
+    "/{name}/versions/{version}",
+    response_model=ModelVersionInfo,
+    openapi_extra=requires("read"),
+)
+def get_version(name: NamePath, version: VersionPath, registry: RegistryDep) -> ModelVersionInfo:
+    """One version: lineage, flavor, SHA-256 and its input and output signatures."""
+    return version_view(registry.get_version(name, version))
+
+
 @router.get("/{name}/history", response_model=list[AliasChange], openapi_extra=requires("read"))
 def model_history(name: NamePath, registry: RegistryDep) -> list[AliasChange]:
     """A model's audit history, oldest first."""

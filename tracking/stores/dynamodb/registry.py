@@ -12,10 +12,10 @@ from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import size
 from pynamodb.expressions.update import Action
 
+from tracking import signatures
 from tracking.entities import (
     AliasChange,
     AliasState,
-    FeatureSpec,
     Flavor,
     HistoryAction,
     ModelVersion,
@@ -507,7 +507,7 @@ def _version_item(model: Any, version: ModelVersion) -> Any:
         sha256=version.sha256,
         size=version.size,
         flavor=Flavor(version.flavor).value,
-        signature_json=json.dumps([spec.model_dump() for spec in version.signature]),
+        signature_json=signatures.encode(version.signature, version.output_signature),
         description=version.description,
         # Always present (maybe empty): tag updates set keys inside it with a document path.
         tags=dict(version.tags),
@@ -519,6 +519,7 @@ def _version_item(model: Any, version: ModelVersion) -> Any:
 
 
 def _version_from(item: Any) -> ModelVersion:
+    inputs, outputs = signatures.decode(item.signature_json)
     return ModelVersion(
         name=item.name,
         version=int(item.version),
@@ -529,7 +530,8 @@ def _version_from(item: Any) -> ModelVersion:
         sha256=item.sha256,
         size=int(item.size),
         flavor=Flavor(item.flavor),
-        signature=[FeatureSpec(**spec) for spec in json.loads(item.signature_json or "[]")],
+        signature=inputs,
+        output_signature=outputs,
         description=item.description,
         tags=dict(item.tags.as_dict()) if item.tags is not None else {},
         metadata=json.loads(item.metadata_json or "{}"),

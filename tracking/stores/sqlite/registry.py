@@ -6,10 +6,10 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 
+from tracking import signatures
 from tracking.entities import (
     AliasChange,
     AliasState,
-    FeatureSpec,
     Flavor,
     HistoryAction,
     ModelVersion,
@@ -113,7 +113,7 @@ class SQLiteRegistry(RegistryStore):
                     version.name, version.version, version.run_id, version.experiment_name,
                     version.artifact_name, version.artifact_uri, version.sha256, version.size,
                     version.flavor.value,
-                    json.dumps([spec.model_dump() for spec in version.signature]),
+                    signatures.encode(version.signature, version.output_signature),
                     version.description, json.dumps(version.tags), json.dumps(version.metadata),
                     version.stage.value, version.created_at, version.actor,
                 ),
@@ -330,6 +330,7 @@ def _model(conn: sqlite3.Connection, row: sqlite3.Row) -> RegisteredModel:
 
 
 def _version(row: sqlite3.Row) -> ModelVersion:
+    inputs, outputs = signatures.decode(row["signature"])
     return ModelVersion(
         name=row["name"],
         version=row["version"],
@@ -340,7 +341,8 @@ def _version(row: sqlite3.Row) -> ModelVersion:
         sha256=row["sha256"],
         size=row["size"],
         flavor=Flavor(row["flavor"]),
-        signature=[FeatureSpec(**spec) for spec in json.loads(row["signature"])],
+        signature=inputs,
+        output_signature=outputs,
         description=row["description"],
         tags=json.loads(row["tags"]),
         metadata=json.loads(row["metadata"]),
