@@ -25,12 +25,14 @@ install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
 
 PORT ?= 8000
+# make run's models (local_setup trains both when they have no production version).
+SERVED_MODELS ?= churn,rag
 
 run: install
 	$(BIN)/tracking init
 	$(BIN)/python -m functions.api.local_setup
 	API_KEYS="$$(cat .tracking/api_keys.json)" HOST=127.0.0.1 PORT=$(PORT) \
-		$(BIN)/python -m functions.api.serve
+		SERVED_MODELS="$(SERVED_MODELS)" $(BIN)/python -m functions.api.serve
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -60,6 +60,23 @@ def served_model(version: ModelVersion) -> ServedModel:
     return generic(version)
 
 
+def load_served(
+    registry: ModelRegistry,
+    name: str,
+    *,
+    version: int | None = None,
+    alias: str = "production",
+    allow_pickle: bool = False,
+    cache_dir: Path | None = None,
+) -> tuple[ServedModel, Predictor]:
+    """Like ``load_predictor``, with the declaration that serves the loaded version."""
+    chosen, model = registry.load_model(
+        name, version=version, alias=alias, allow_pickle=allow_pickle, cache_dir=cache_dir
+    )
+    served = served_model(chosen)
+    return served, served.factory(chosen, model)
+
+
 def load_predictor(
     registry: ModelRegistry,
     name: str,
@@ -77,7 +94,7 @@ def load_predictor(
         InvalidInput: a pickle flavor without ``allow_pickle``, or a version that neither a
             package nor its flavor can serve.
     """
-    chosen, model = registry.load_model(
-        name, version=version, alias=alias, allow_pickle=allow_pickle, cache_dir=cache_dir
-    )
-    return served_model(chosen).factory(chosen, model)
+    return load_served(
+        registry, name, version=version, alias=alias, allow_pickle=allow_pickle,
+        cache_dir=cache_dir,
+    )[1]  # fmt: skip

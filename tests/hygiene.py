@@ -9,6 +9,7 @@ counted, so the suites can report how many bodies were inspected.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -67,9 +68,27 @@ def names_from_app(app: object) -> tuple[str, ...]:
     return names_from_env()
 
 
+def _without_passage_text(text: str) -> str:
+    """The body less the retriever's passage texts: they quote the indexed corpus (this
+    project's docs, which show ``s3://`` URIs as examples), not anything of the app's state."""
+    if '"passages"' not in text:
+        return text
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text
+    answers = body.get("predictions", [body]) if isinstance(body, dict) else []
+    for answer in answers:
+        for passage in answer.get("passages", []) if isinstance(answer, dict) else []:
+            if isinstance(passage, dict):
+                passage.pop("text", None)
+    return json.dumps(body)
+
+
 def check_body(body: bytes | str, names: Iterable[str] = ()) -> None:
     """Raise ``Unhygienic`` when ``body`` holds a forbidden shape or one of ``names``."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = _without_passage_text(text)
     CHECKED.add()
     for pattern in FORBIDDEN:
         found = pattern.search(text)

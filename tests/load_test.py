@@ -167,7 +167,8 @@ def check_health(body: Body) -> str | None:
 
 
 def check_ready(body: Body) -> str | None:
-    return None if body == {"ready": True} else "ready is not true"
+    ready = isinstance(body, dict) and body.get("ready") is True and not body.get("unavailable")
+    return None if ready else "ready is not true"
 
 
 def _page_items(body: Body) -> list[Any] | None:

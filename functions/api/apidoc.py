@@ -127,13 +127,14 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def openapi_schema() -> dict[str, Any]:
-    """The schema of an app built with defaults, without touching any store or model."""
+    """The schema of an app serving churn and rag (as ``make run`` does), touching no store."""
     from functions.api.main import create_app
     from functions.api.settings import ApiSettings
 
     settings = ApiSettings(
-        TRACKING_URI="sqlite:///:memory:", LOAD_MODELS_ON_START=False, API_KEYS="[]"
-    )
+        TRACKING_URI="sqlite:///:memory:", LOAD_MODELS_ON_START=False, API_KEYS="[]",
+        SERVED_MODELS="churn,rag",
+    )  # fmt: skip
     return create_app(settings).openapi()
 
 

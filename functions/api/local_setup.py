@@ -1,6 +1,6 @@
-"""``make run``'s set-up: a production churn model and a local API key, in the embedded store.
+"""``make run``'s set-up: production churn and rag models and a local API key (embedded store).
 
-Trains, registers and promotes the demo model only when there is no production version yet, and
+Trains, registers and promotes each demo model only when it has no production version yet, and
 creates a random local key once: its SHA-256 goes to ``.tracking/api_keys.json`` (the ``API_KEYS``
 format) and the key itself is printed this one time, with a curl command to paste.
 """
@@ -19,17 +19,22 @@ import typer
 from tracking import ModelRegistry, NotFound
 
 KEY_FILE = Path(".tracking/api_keys.json")
+RAG_BODY = {"query": "how do I roll back a model?", "k": 3}
 SEED_BODY = {"player_id": "p_123", "sessions_7d": 4, "playtime_7d": 95.5, "iap_count": 1}
 
 
-def ensure_model() -> None:
-    registry = ModelRegistry()
+def _in_production(registry: ModelRegistry, name: str) -> bool:
     try:
-        version = registry.get_version_by_alias("churn", "production")
-        typer.echo(f"churn {version.label} is in production already")
-        return
+        version = registry.get_version_by_alias(name, "production")
     except NotFound:
-        pass
+        return False
+    typer.echo(f"{name} {version.label} is in production already")
+    return True
+
+
+def ensure_churn(registry: ModelRegistry) -> None:
+    if _in_production(registry, "churn"):
+        return
     from models.churn.train import TrainConfig, run_training
 
     result = run_training(TrainConfig(), promote="production", show_progress=sys.stderr.isatty())
@@ -39,6 +44,25 @@ def ensure_model() -> None:
         f"test AUC {result.test_metrics['test_auc']:.3f}, "
         f"Brier {result.test_metrics['test_brier']:.3f}"
     )
+
+
+def ensure_rag(registry: ModelRegistry) -> None:
+    if _in_production(registry, "rag"):
+        return
+    from models.rag.train import TrainConfig, run_training
+
+    result = run_training(TrainConfig(), promote="production", show_progress=sys.stderr.isatty())
+    assert result.version is not None
+    typer.echo(
+        f"built and promoted rag {result.version.label}: {result.passages} passages, "
+        f"test MRR {result.test_metrics['mrr']:.3f}"
+    )
+
+
+def ensure_models() -> None:
+    registry = ModelRegistry()
+    ensure_churn(registry)
+    ensure_rag(registry)
 
 
 def ensure_key(port: str) -> None:
@@ -63,11 +87,15 @@ def ensure_key(port: str) -> None:
         f"  curl -s -X POST http://localhost:{port}/predict/churn -H 'X-API-Key: {key}' "
         f"-H 'Content-Type: application/json' -d '{json.dumps(SEED_BODY)}'"
     )
+    typer.echo(
+        f"  curl -s -X POST http://localhost:{port}/predict/rag -H 'X-API-Key: {key}' "
+        f"-H 'Content-Type: application/json' -d '{json.dumps(RAG_BODY)}'"
+    )
     typer.echo(f"Docs: http://localhost:{port}/docs and http://localhost:{port}/redoc\n")
 
 
 def main() -> None:
-    ensure_model()
+    ensure_models()
     ensure_key(os.environ.get("PORT", "8000"))
 
 

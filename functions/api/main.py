@@ -34,12 +34,15 @@ from functions.api.redaction import Redactor, storage_names
 from functions.api.routes import experiments, health, histories, models, predict
 from functions.api.schemas import error_responses
 from functions.api.settings import ApiSettings, get_settings
+from models.catalog import package
 from tracking import ExperimentLogger, ModelRegistry
 from tracking.backends import build_stores
 
 DESCRIPTION = """
-Predictions from the production churn model, and the experiment tracker and model registry
-behind it. Send your key in the `X-API-Key` header; `/health`, `/ready` and these docs are open.
+Predictions from the production version of every served model (churn, the documentation
+retriever `rag`, and any registered model listed in `SERVED_MODELS`), and the experiment tracker
+and model registry behind them. Send your key in the `X-API-Key` header; `/health`, `/ready`
+and these docs are open.
 """
 
 
@@ -82,9 +85,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.redact = Redactor(storage_names(store, artifacts))
     app.state.idempotency = store
     errors.install(app)
+    if settings.load_models_on_start:
+        # Before the routes: each served model's operation is typed from what was loaded.
+        cache.start()
+    predict_router, bodies = predict.build_router(
+        (name, cache.served_model(name) or package(name)) for name in settings.served_models
+    )
+    app.state.body_models = bodies
     common = (401, 403, 413, 422, 500)
     for router, codes in (
-        (predict.router, (*common, 404, 503)),
+        (predict_router, (*common, 404, 503)),
         (models.router, (*common, 404, 409, 503)),
         (experiments.router, (*common, 404, 503)),
         (histories.router, (*common, 404, 503)),
@@ -98,8 +108,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     if not len(app.state.keyring):
         logger.warning("no API keys configured: every route but /health and /ready answers 401")
-    if settings.load_models_on_start:
-        cache.start()
     return app
 
 
@@ -112,7 +120,7 @@ def _document_security(app: FastAPI) -> None:
             schema = document_security(build())
             # Bodies the prediction routes parse themselves (see routes/predict.py).
             _, definitions = models_json_schema(
-                [(model, "validation") for model in predict.BODY_MODELS],
+                [(model, "validation") for model in app.state.body_models],
                 ref_template="#/components/schemas/{model}",
             )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -21,8 +21,8 @@ from typing import Any
 
 from functions.api.errors import ApiError
 from functions.api.observability import METRICS
-from models.catalog import load_predictor
-from models.serving import Predictor
+from models.catalog import load_served
+from models.serving import Predictor, ServedModel
 from tracking import IntegrityError, ModelRegistry, NotFound, TrackingError
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,20 @@ PRODUCTION = "production"
 PINNED_CACHE_SIZE = 4
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded version and how it is served (its request schema, outcome label)."""
+
+    served: ServedModel
+    predictor: Predictor
+
+
 @dataclass
 class ModelState:
     """What is served for one model name, and how the last refresh went."""
 
     name: str
-    predictor: Predictor | None = None
+    loaded: Loaded | None = None
     loaded_at: float | None = None
     checked_at: float = float("-inf")  # monotonic time of the last alias read
     last_refresh_at: float | None = None  # wall time
@@ -44,6 +52,10 @@ class ModelState:
     last_error: str | None = None
     error_code: str = "no_production_model"
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return None if self.loaded is None else self.loaded.predictor
 
     def describe(self) -> dict[str, Any]:
         version = None if self.predictor is None else self.predictor.version
@@ -78,7 +90,7 @@ class ModelCache:
         self.allow_pickle = allow_pickle
         self.clock = clock
         self.states = {name: ModelState(name) for name in names}
-        self._pinned: OrderedDict[tuple[str, int], Predictor] = OrderedDict()
+        self._pinned: OrderedDict[tuple[str, int], Loaded] = OrderedDict()
         self._aliases: dict[tuple[str, str], tuple[float, int]] = {}
         self._pinned_lock = threading.Lock()
 
@@ -90,8 +102,8 @@ class ModelCache:
             with state.lock:
                 self._refresh(state)
 
-    def get(self, name: str) -> Predictor:
-        """The production predictor of ``name``, refreshed if the interval has passed.
+    def get(self, name: str) -> Loaded:
+        """The production version of ``name``, refreshed if the interval has passed.
 
         Raises:
             NotFound: ``name`` is not served here.
@@ -107,16 +119,16 @@ class ModelCache:
                 self._refresh(state)
             finally:
                 state.lock.release()
-        predictor = state.predictor
-        if predictor is None:
+        loaded = state.loaded
+        if loaded is None:
             message = {
                 "no_production_model": f"model {name!r} has no production version",
                 "model_integrity_error": f"model {name!r} failed its SHA-256 check",
             }.get(state.error_code, f"model {name!r} could not be loaded")
             raise ApiError(503, state.error_code, message, headers={"Retry-After": "30"})
-        return predictor
+        return loaded
 
-    def get_pinned(self, name: str, *, version: int | None, alias: str | None) -> Predictor:
+    def get_pinned(self, name: str, *, version: int | None, alias: str | None) -> Loaded:
         """A specific version, or the one a (non-production) alias points at, for testing.
 
         Raises:
@@ -134,18 +146,27 @@ class ModelCache:
             if cached is not None:
                 self._pinned.move_to_end(key)
                 return cached
-        predictor = self._load(name, version=version)
+        loaded = self._load(name, version=version)
         with self._pinned_lock:
-            self._pinned[key] = predictor
+            self._pinned[key] = loaded
             while len(self._pinned) > PINNED_CACHE_SIZE:
                 self._pinned.popitem(last=False)
-        return predictor
+        return loaded
 
     def health(self) -> list[dict[str, Any]]:
         return [state.describe() for state in self.states.values()]
 
     def ready(self) -> bool:
-        return all(state.predictor is not None for state in self.states.values())
+        return not self.unavailable()
+
+    def unavailable(self) -> list[str]:
+        """The served models with nothing verified to serve (each answers 503; the rest serve)."""
+        return [name for name, state in self.states.items() if state.loaded is None]
+
+    def served_model(self, name: str) -> ServedModel | None:
+        """How ``name``'s production version is served, when one is loaded."""
+        state = self._state(name)
+        return None if state.loaded is None else state.loaded.served
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -164,9 +185,9 @@ class ModelCache:
         self._aliases[(name, alias)] = (now, number)
         return number
 
-    def _load(self, name: str, *, version: int) -> Predictor:
+    def _load(self, name: str, *, version: int) -> Loaded:
         started = time.perf_counter()
-        predictor = load_predictor(
+        served, predictor = load_served(
             self.registry,
             name,
             version=version,
@@ -175,7 +196,7 @@ class ModelCache:
         )
         predictor.warm_up()
         METRICS.model_load_seconds.labels(model=name).observe(time.perf_counter() - started)
-        return predictor
+        return Loaded(served, predictor)
 
     def _refresh(self, state: ModelState) -> None:
         """Read the production alias; load and swap when it moved. Never raises."""
@@ -186,7 +207,7 @@ class ModelCache:
         except NotFound as exc:
             # No production version (yet): nothing to serve unless something was served before.
             state.error_code = "no_production_model"
-            self._failed(state, exc, counts=state.predictor is not None)
+            self._failed(state, exc, counts=state.loaded is not None)
             return
         except Exception as exc:
             self._load_failed(state, exc)
@@ -197,8 +218,8 @@ class ModelCache:
                 target.version,
                 target.sha256,
             ):
-                predictor = self._load(state.name, version=target.version)
-                state.predictor = predictor  # one assignment: requests see old or new, whole
+                # One assignment: requests see the old version or the new one, whole.
+                state.loaded = self._load(state.name, version=target.version)
                 state.loaded_at = time.time()
                 log.info("serving %s %s", state.name, target.label)
             state.last_refresh_ok, state.last_error = True, None

@@ -8,8 +8,6 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from models.churn.features import ChurnFeatures
-from models.churn.predictor import ChurnPrediction
 from tracking.entities import Metric
 from tracking.validation import NAME_PATTERN
 
@@ -49,15 +47,6 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class ChurnBatchRequest(_Body):
-    rows: Annotated[list[ChurnFeatures], Field(min_length=1, description="Players to score.")]
-
-
-class ChurnBatchResponse(BaseModel):
-    predictions: list[ChurnPrediction]
-    model_version: str
-
-
 class PromoteRequest(_Body):
     to: Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=128,
                              description="production, staging or a custom alias")]  # fmt: skip
@@ -78,6 +67,11 @@ class HealthResponse(BaseModel):
 
 class ReadyResponse(BaseModel):
     ready: bool
+    unavailable: list[str] = Field(
+        default=[],
+        description="Served models with no verified version loaded: each answers 503 while "
+        "the others serve.",
+    )
 
 
 class MetricHistories(BaseModel):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tracking.config import DEFAULT_ARTIFACT_URI, DEFAULT_TRACKING_URI, TrackingConfig
+from tracking.validation import NAME_PATTERN
 
 SCOPES = ("predict", "read", "admin")
 
@@ -78,6 +79,15 @@ class ApiSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("served_models")
+    @classmethod
+    def _valid_model_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        # Each name becomes a route (/predict/{name}) and a registry key.
+        for name in names:
+            if len(name) > 128 or not NAME_PATTERN.fullmatch(name) or ".." in name:
+                raise ValueError(f"SERVED_MODELS: {name!r} is not a valid model name")
+        return tuple(dict.fromkeys(names))  # duplicates would be served (and routed) twice
 
     def tracking_config(self) -> TrackingConfig:
         return TrackingConfig(TRACKING_URI=self.tracking_uri, ARTIFACT_URI=self.artifact_uri)

@@ -234,7 +234,7 @@ def test_health_and_ready(ro_client: TestClient) -> None:
     assert len(model["sha256"]) == 12
     assert model["loaded_at"] is not None
     assert model["last_refresh_ok"] is True
-    assert ro_client.get("/ready").json() == {"ready": True}
+    assert ro_client.get("/ready").json() == {"ready": True, "unavailable": []}
     metrics = ro_client.get("/metrics", headers=READER)
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "cold_starts_total" in metrics.text

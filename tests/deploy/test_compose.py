@@ -123,7 +123,7 @@ def test_api_and_init_use_the_image_in_aws_mode(resolved: dict[str, Any]) -> Non
     assert services["api"].get("command") is None
     init_script = services["init"]["command"][-1]
     assert init_script.startswith("tracking init && ")
-    assert "ensure_model" in init_script
+    assert "ensure_models()" in init_script
     assert services["api"]["environment"]["API_KEYS"] == "[]"  # from the caller's environment
     assert [port["target"] for port in services["api"]["ports"]] == [8000]
 

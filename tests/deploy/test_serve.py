@@ -38,8 +38,8 @@ COMMAND = [sys.executable, "-m", "functions.api.serve"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
-    """An embedded store with a small churn model promoted to production (version 1)."""
-    return trained_store(tmp_path_factory.mktemp("serve-store"))
+    """An embedded store with a small churn model and the retriever in production (v1 each)."""
+    return trained_store(tmp_path_factory.mktemp("serve-store"), rag=True)
 
 
 def _environment(store: TrainedStore, cache: Path, **extra: str) -> dict[str, str]:
@@ -232,7 +232,8 @@ def test_server_mode_answers_over_http(
     store: TrainedStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = _free_port()
-    env = _environment(store, tmp_path / "cache", HOST="127.0.0.1", PORT=str(port))
+    env = _environment(store, tmp_path / "cache", HOST="127.0.0.1", PORT=str(port),
+                       SERVED_MODELS="churn,rag")  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     process = subprocess.Popen(
@@ -254,6 +255,15 @@ def test_server_mode_answers_over_http(
             assert health.json()["status"] == "ok"
 
             response = client.post("/predict/churn", json=SEED, headers={"X-API-Key": API_KEY})
+            rag = client.post("/predict/rag", json={"query": "rollback", "k": 2},
+                              headers={"X-API-Key": API_KEY})  # fmt: skip
+            unknown = client.post("/predict/nope", json=SEED, headers={"X-API-Key": API_KEY})
+            ready = client.get("/ready")
+
+        assert rag.status_code == 200, rag.text
+        assert len(rag.json()["passages"]) == 2
+        assert unknown.status_code == 404
+        assert ready.json() == {"ready": True, "unavailable": []}
 
         assert response.status_code == 200, response.text
         body = response.json()

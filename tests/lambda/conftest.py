@@ -23,8 +23,8 @@ from .support import API_KEY, FUNCTION_NAME, LambdaContext
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
-    """An embedded store with a small churn model promoted to production (version 1)."""
-    return train_store(tmp_path_factory.mktemp("lambda-store"))
+    """An embedded store with a small churn model and the retriever in production (v1 each)."""
+    return train_store(tmp_path_factory.mktemp("lambda-store"), rag=True)
 
 
 def _clear_caches() -> None:
@@ -57,6 +57,7 @@ def lambda_env(
     monkeypatch.setenv("API_KEYS", json.dumps(key))
     monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "model-cache"))
     monkeypatch.setenv("MODEL_REFRESH_SECONDS", "30")
+    monkeypatch.setenv("SERVED_MODELS", "churn,rag")
     _clear_caches()
     yield
     _clear_caches()

@@ -92,7 +92,10 @@ def test_health_event(handler: Any, context: LambdaContext, name: str) -> None:
     assert response.status == 200, response.body
     assert response.body["status"] == "ok"
     assert response.body["degraded"] is False
-    assert [(m["model"], m["version"]) for m in response.body["models"]] == [("churn", "v1")]
+    assert [(m["model"], m["version"]) for m in response.body["models"]] == [
+        ("churn", "v1"),
+        ("rag", "v1"),
+    ]
 
 
 def test_both_payload_formats_give_the_same_prediction(
@@ -279,3 +282,32 @@ def test_request_logs_never_contain_the_body(
     everything = "\n".join([*log_lines, captured.out, captured.err, caplog.text])
     for secret in ("p_canary_7c1e", "4321.987"):
         assert secret not in everything
+
+
+def _retarget(event: dict[str, Any], path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The churn event, sent to another path with another body (both payload formats)."""
+    if "rawPath" in event:
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["routeKey"] = f"POST {path}"
+    else:
+        event["path"] = event["requestContext"]["path"] = path
+    event["isBase64Encoded"] = False
+    return set_body(event, json.dumps(body))
+
+
+@pytest.mark.parametrize("name", ["rest_v1_predict_churn", "http_v2_predict_churn"])
+def test_every_served_model_answers_through_the_handler(
+    handler: Any, context: LambdaContext, name: str
+) -> None:
+    rag = invoke(handler, _retarget(load_event(name), "/predict/rag", {"query": "rollback"}),
+                 context)  # fmt: skip
+    assert rag.status == 200, rag.body
+    assert rag.body["model_version"] == "v1"
+    assert rag.body["passages"]
+    assert {"id", "score", "text", "source"} <= set(rag.body["passages"][0])
+    bad = invoke(handler, _retarget(load_event(name), "/predict/rag", {"k": 2}), context)
+    assert bad.status == 422
+    assert "query" in bad.body["error"]["message"]
+    unknown = invoke(handler, _retarget(load_event(name), "/predict/nope", SEED), context)
+    assert unknown.status == 404
+    assert unknown.body["error"]["code"] == "not_found"

@@ -38,9 +38,15 @@ async def health(request: Request, cache: CacheDep) -> HealthResponse:
     openapi_extra=OPEN_ROUTE,
 )
 async def ready(cache: CacheDep) -> JSONResponse:
-    """Readiness: 503 until every served model has a verified production version loaded."""
-    is_ready = cache.ready()
-    return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+    """Readiness: 503 until every served model has a verified production version loaded.
+
+    ``unavailable`` names the models that have none: they answer 503 while the others serve.
+    """
+    unavailable = cache.unavailable()
+    return JSONResponse(
+        {"ready": not unavailable, "unavailable": unavailable},
+        status_code=503 if unavailable else 200,
+    )
 
 
 @router.get(
