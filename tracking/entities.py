@@ -237,6 +237,8 @@ class HistoryAction(enum.StrEnum):
     PROMOTE = "promote"
     ROLLBACK = "rollback"
     ARCHIVE = "archive"
+    #: The traffic policy was set or cleared (``alias`` is ``None``; see ``TrafficPolicy``).
+    TRAFFIC = "traffic"
 
 
 class AliasChange(_Frozen):
@@ -251,3 +253,77 @@ class AliasChange(_Frozen):
     timestamp: int
     reason: str | None = None
     change_id: str
+
+
+class TrafficPolicy(_Frozen):
+    """How a model's requests are split between its aliases, and which aliases shadow them.
+
+    ``policy_id`` is new on every change (serving hashes it with the sticky field, so a new
+    policy reshuffles); ``revision`` counts changes from 0 (no policy ever set) and is what an
+    optimistic write expects. ``weights`` are integer percentages summing to 100.
+    """
+
+    name: str
+    policy_id: str
+    weights: dict[str, int]
+    shadow: list[str] = Field(default_factory=list)
+    sticky: str | None = None
+    revision: int = 0
+    updated_at: int | None = None
+    updated_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """True for production-only with nothing shadowed (the policy when none is set)."""
+        return self.weights == {"production": 100} and not self.shadow
+
+
+class EventType(enum.StrEnum):
+    MODEL_VERSION_REGISTERED = "model_version.registered"
+    MODEL_VERSION_ARCHIVED = "model_version.archived"
+    ALIAS_MOVED = "alias.moved"
+    TRAFFIC_CHANGED = "traffic.changed"
+
+
+class EventStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class RegistryEvent(_Frozen):
+    """One registry change as consumers see it (webhook body, EventBridge detail).
+
+    ``event_id`` is a UUID derived from the change's id, so it is stable across redeliveries:
+    delivery is at-least-once and consumers dedupe by it.
+    """
+
+    event_id: str
+    type: EventType
+    model: str
+    version: int | None = None
+    alias: str | None = None
+    from_version: int | None = Field(default=None, serialization_alias="from")
+    to_version: int | None = Field(default=None, serialization_alias="to")
+    actor: str
+    reason: str | None = None
+    time: int
+    traffic: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The JSON object delivered (``from`` / ``to`` spelled as consumers expect)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class OutboxRecord(_Frozen):
+    """An event with its webhook delivery state, as the outbox keeps it."""
+
+    event: RegistryEvent
+    status: EventStatus = EventStatus.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    #: Milliseconds; a pending event is not retried before this.
+    next_attempt_at: int = 0
+    #: Names of the webhooks that answered 2xx (a retry sends only to the others).
+    delivered_to: list[str] = Field(default_factory=list)

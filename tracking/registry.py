@@ -19,6 +19,7 @@ from __future__ import annotations
 import getpass
 import json
 import random
+import re
 import tempfile
 import time
 import uuid
@@ -45,6 +46,7 @@ from tracking.entities import (
     Page,
     RegisteredModel,
     Stage,
+    TrafficPolicy,
 )
 from tracking.errors import Conflict, InvalidInput, NotFound
 from tracking.flavors import (
@@ -67,6 +69,11 @@ MAX_REASON = 1000
 #: A version's free-form metadata, as JSON. With the tag bound (``MAX_TAG_BYTES``) this keeps a
 #: version's record well inside DynamoDB's item limit on every backend.
 MAX_METADATA_BYTES = 64 * 1024
+#: Aliases one traffic policy may name (weighted and shadow together): each is a model the API
+#: keeps loaded, so the bound is also one on its memory.
+MAX_TRAFFIC_ALIASES = 8
+#: A sticky field is a request field name (``player_id``), not a path or an expression.
+STICKY_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def _default_actor() -> str:
@@ -461,6 +468,114 @@ class ModelRegistry:
         )
         self.store.apply_change(name, alias_writes=writes, stage_updates=stages, change=change)
 
+    # -- traffic policy ----------------------------------------------------------------------
+
+    def get_traffic(self, name: str) -> TrafficPolicy:
+        """The model's traffic policy; production 100 % (revision 0) when none was set.
+
+        Raises:
+            NotFound: no such model.
+        """
+        return self.store.get_traffic(name) or default_traffic(name)
+
+    def set_traffic(
+        self,
+        name: str,
+        weights: Mapping[str, int],
+        shadow: Sequence[str] | None = None,
+        sticky: str | None = None,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> TrafficPolicy:
+        """Split the model's traffic between aliases, and name aliases that shadow it.
+
+        ``weights`` maps aliases to integer percentages (0-100, summing to 100, one at least
+        above 0); ``shadow`` aliases score the same requests without answering them and may not
+        also be weighted; ``sticky`` names the request field whose value keeps a caller on one
+        variant (``None``: each request is assigned at random). Every alias named must point
+        at a version. The change is optimistic: it is applied only if neither the policy nor
+        any alias it names changed since they were read, and it is recorded in the history
+        (and the event outbox) with ``actor`` and ``reason``.
+
+        Raises:
+            InvalidInput: a rule above is broken (nothing written).
+            NotFound: no such model.
+            Conflict: a concurrent change won (nothing written).
+        """
+        checked = _weights(weights)
+        shadows = _shadow(shadow, checked)
+        if sticky is not None and (
+            not isinstance(sticky, str) or not STICKY_FIELD.fullmatch(sticky)
+        ):
+            raise InvalidInput(
+                f"sticky must be a field name (a letter or _, then up to 63 of A-Z a-z 0-9 _), "
+                f"not {sticky!r}"
+            )
+        reason = _text(reason, "reason", MAX_REASON)
+        current = self.store.get_traffic(name)
+        checks: list[AliasWrite] = []
+        for alias in [*checked, *shadows]:
+            state = self.store.get_alias(name, alias)
+            if state is None:
+                raise InvalidInput(
+                    f"model {name!r} has no {alias!r} alias; promote a version to it first"
+                )
+            checks.append(_check(alias, state))
+        return self._write_traffic(name, current, checked, shadows, sticky, checks, reason, actor)
+
+    def clear_traffic(
+        self, name: str, reason: str | None = None, actor: str | None = None
+    ) -> TrafficPolicy:
+        """Send all traffic to production again, with nothing shadowed (recorded like a set).
+
+        Raises:
+            NotFound: no such model.
+            Conflict: a concurrent change won (nothing written).
+        """
+        reason = _text(reason, "reason", MAX_REASON)
+        current = self.store.get_traffic(name)
+        if current is None or current.is_default:
+            return current or default_traffic(name)
+        return self._write_traffic(name, current, {PRODUCTION: 100}, [], None, [], reason, actor)
+
+    def _write_traffic(
+        self,
+        name: str,
+        current: TrafficPolicy | None,
+        weights: dict[str, int],
+        shadow: list[str],
+        sticky: str | None,
+        checks: list[AliasWrite],
+        reason: str | None,
+        actor: str | None,
+    ) -> TrafficPolicy:
+        who = self._actor_for(actor)
+        now = now_ms()
+        expected = 0 if current is None else current.revision
+        policy = TrafficPolicy(
+            name=name,
+            policy_id=uuid.uuid4().hex,
+            weights=weights,
+            shadow=shadow,
+            sticky=sticky,
+            revision=expected + 1,
+            updated_at=now,
+            updated_by=who,
+            reason=reason,
+        )
+        change = AliasChange(
+            name=name,
+            action=HistoryAction.TRAFFIC,
+            actor=who,
+            timestamp=now,
+            reason=reason,
+            change_id=uuid.uuid4().hex,
+        )
+        self.store.set_traffic(
+            name, policy=policy, expected_revision=expected, alias_checks=checks, change=change
+        )
+        return policy
+
     # -- descriptions and tags ---------------------------------------------------------------
 
     def update_model(
@@ -541,3 +656,51 @@ def _move(alias: str, current: AliasState | None, number: int) -> AliasWrite:
 
 def _check(alias: str, current: AliasState | None) -> AliasWrite:
     return AliasWrite(alias, None if current is None else current.revision, check_only=True)
+
+
+def default_traffic(name: str) -> TrafficPolicy:
+    """The policy of a model that has none: everything to production."""
+    return TrafficPolicy(name=name, policy_id="default", weights={PRODUCTION: 100})
+
+
+def _traffic_alias(alias: object) -> str:
+    return validate_name(alias, "traffic alias").lower()
+
+
+def _weights(weights: object) -> dict[str, int]:
+    if not isinstance(weights, Mapping) or not weights:
+        raise InvalidInput("weights must map at least one alias to a percentage")
+    checked: dict[str, int] = {}
+    for alias, weight in weights.items():
+        key = _traffic_alias(alias)
+        if key in checked:
+            raise InvalidInput(f"alias {key!r} is weighted twice")
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            raise InvalidInput(
+                f"the weight of {key!r} must be an integer from 0 to 100, not {weight!r}"
+            )
+        checked[key] = weight
+    total = sum(checked.values())
+    if total != 100:
+        raise InvalidInput(f"weights must sum to 100; these sum to {total}")
+    if len(checked) > MAX_TRAFFIC_ALIASES:
+        raise InvalidInput(f"a policy may weight at most {MAX_TRAFFIC_ALIASES} aliases")
+    return checked
+
+
+def _shadow(shadow: object, weights: Mapping[str, int]) -> list[str]:
+    if shadow is None:
+        return []
+    if isinstance(shadow, str) or not isinstance(shadow, Sequence):
+        raise InvalidInput("shadow must be a list of aliases")
+    names: list[str] = []
+    for alias in shadow:
+        key = _traffic_alias(alias)
+        if key in weights:
+            raise InvalidInput(f"alias {key!r} cannot be both weighted and shadow")
+        if key in names:
+            raise InvalidInput(f"alias {key!r} is listed twice in shadow")
+        names.append(key)
+    if len(names) + len(weights) > MAX_TRAFFIC_ALIASES:
+        raise InvalidInput(f"a policy may name at most {MAX_TRAFFIC_ALIASES} aliases in all")
+    return names

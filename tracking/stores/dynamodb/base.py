@@ -174,6 +174,12 @@ class DynamoDBBase:
                 f"DynamoDB table {name} exists with key schema {description.get('KeySchema')}; "
                 f"this version expects {definition['KeySchema']}"
             )
+        stream = definition.get("StreamSpecification")
+        if stream and not description.get("StreamSpecification", {}).get("StreamEnabled"):
+            # A table of an earlier release: its outbox events need the stream to reach
+            # EventBridge. (A table streaming another view type is left as it is.)
+            client.update_table(TableName=name, StreamSpecification=stream)
+            self._wait_active(client, name)
 
     def _wait_active(self, client: Any, name: str) -> dict[str, Any]:
         deadline = time.monotonic() + TABLE_ACTIVE_TIMEOUT_SECONDS

@@ -23,6 +23,10 @@ _VERSION = "V#"
 _ALIAS = "ALIAS#"
 _HISTORY = "HIST#"
 _IDEMPOTENCY = "IDEMPOTENCY"
+_TRAFFIC_SK = "TRAFFIC"
+#: Outbox events: ``EVENT#{event_id}`` / ``EVENT``, listed by status on gsi1. The stream
+#: function's filter matches this sort key (template.yaml, functions/events/handler.py).
+_EVENT_SK = "EVENT"
 #: Runs are listed newest first by querying gsi1 forward on ``INVERSION - start_time``, so equal
 #: start times fall back to ascending run id, as in the SQLite store's ORDER BY.
 _START_TIME_INVERSION = 10**16 - 1
@@ -62,6 +66,18 @@ def _history_sk(timestamp: int, clock_ns: int, change_id: str) -> str:
 
 def _idempotency_pk(key: str) -> str:
     return f"{_IDEMPOTENCY}#{key}"
+
+
+def _event_pk(event_id: str) -> str:
+    return f"EVENT#{event_id}"
+
+
+def _events_gsi_pk(status: str) -> str:
+    return f"EVENTS#{status}"
+
+
+def _events_gsi_sk(time: int, event_id: str) -> str:
+    return f"{time:013d}#{event_id}"
 
 
 def _metric_pk(run_id: str, key: str) -> str:

@@ -22,8 +22,10 @@ from tracking.entities import (
     Page,
     RegisteredModel,
     Stage,
+    TrafficPolicy,
 )
 from tracking.errors import Conflict, InvalidInput, NotFound, TrackingError
+from tracking.events.outbox import new_record
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.dynamodb.base import LIST_RUNS_CONCURRENCY, UPDATE_ATTEMPTS, DynamoDBBase
 from tracking.stores.dynamodb.errors import (
@@ -35,11 +37,13 @@ from tracking.stores.dynamodb.keys import (
     _HISTORY,
     _MODEL_SK,
     _MODELS_GSI_PK,
+    _TRAFFIC_SK,
     _VERSION,
     _history_sk,
     _model_pk,
     _version_sk,
 )
+from tracking.stores.dynamodb.outbox import outbox_item
 from tracking.stores.dynamodb.queries import query_page
 from tracking.stores.dynamodb.writes import _check_item_size, _Writes
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -149,6 +153,7 @@ class DynamoDBRegistry(DynamoDBBase, RegistryStore):
         _check_item_size(version_item.serialize(), f"model {version.name!r} version")
         writes.put("version", version_item, model.pk.does_not_exist())
         writes.put("history", self._history_item(change), model.pk.does_not_exist())
+        writes.put("outbox", outbox_item(model, new_record(change)), model.pk.does_not_exist())
         failed = writes.failed(self._transact("register model version", writes.fill))
         if failed and "history" not in failed:
             # Whichever condition failed, a concurrent registration moved the model on. (A
@@ -297,27 +302,7 @@ class DynamoDBRegistry(DynamoDBBase, RegistryStore):
             [model.updated_at.set(change.timestamp)],
             model.pk.exists(),
         )
-        for write in alias_writes:
-            label = f"{_ALIAS}{write.alias}"
-            unchanged = (
-                model.pk.does_not_exist()
-                if write.expected_revision is None
-                else model.revision == write.expected_revision
-            )
-            if write.check_only:
-                writes.check(label, model, pk, _ALIAS + write.alias, unchanged)
-            elif write.state is None:
-                writes.delete(label, model(pk, _ALIAS + write.alias), unchanged)
-            else:
-                item = model(
-                    pk,
-                    _ALIAS + write.alias,
-                    alias=write.alias,
-                    version=write.state.version,
-                    previous=list(write.state.previous),
-                    revision=write.state.revision,
-                )
-                writes.put(label, item, unchanged)
+        _alias_writes(writes, model, pk, alias_writes)
         for number, stage in stage_updates.items():
             writes.update(
                 _version_sk(number),
@@ -326,6 +311,7 @@ class DynamoDBRegistry(DynamoDBBase, RegistryStore):
                 model.pk.exists(),
             )
         writes.put("history", self._history_item(change), model.pk.does_not_exist())
+        writes.put("outbox", outbox_item(model, new_record(change)), model.pk.does_not_exist())
         failed = writes.failed(self._transact("apply model change", writes.fill))
         if not failed or "history" in failed:
             # The history item is keyed by this change's id: if it exists, this very
@@ -344,6 +330,84 @@ class DynamoDBRegistry(DynamoDBBase, RegistryStore):
         for label in failed:
             if label.startswith(_VERSION):
                 raise NotFound(f"model {name!r} has no version {int(label[len(_VERSION) :])}")
+        raise Conflict(f"change {change.change_id!r} of model {name!r} was already recorded")
+
+    def get_traffic(self, name: str) -> TrafficPolicy | None:
+        """The policy item, from one strongly consistent GetItem.
+
+        Raises:
+            NotFound: no such model.
+        """
+        with _calling("get traffic policy"):
+            try:
+                item = self._models.TrackingItem.get(
+                    _model_pk(name), _TRAFFIC_SK, consistent_read=True
+                )
+            except DoesNotExist:
+                item = None
+        if item is None:
+            self._require_model(name)
+            return None
+        return TrafficPolicy.model_validate_json(item.policy_json)
+
+    def set_traffic(
+        self,
+        name: str,
+        *,
+        policy: TrafficPolicy,
+        expected_revision: int,
+        alias_checks: Sequence[AliasWrite],
+        change: AliasChange,
+    ) -> None:
+        """Put the policy, check the aliases, add history and outbox items: one
+        TransactWriteItems, the policy guarded by its expected revision.
+
+        Raises:
+            NotFound: no such model.
+            Conflict: the policy or an alias changed meanwhile. Nothing is written.
+        """
+        model = self._models.TrackingItem
+        pk = _model_pk(name)
+        writes = _Writes()
+        writes.update(
+            "model",
+            model(pk, _MODEL_SK),
+            [model.updated_at.set(change.timestamp)],
+            model.pk.exists(),
+        )
+        unchanged = (
+            model.pk.does_not_exist()
+            if expected_revision == 0
+            else model.traffic_revision == expected_revision
+        )
+        item = model(
+            pk,
+            _TRAFFIC_SK,
+            name=name,
+            policy_json=policy.model_dump_json(),
+            traffic_revision=policy.revision,
+        )
+        writes.put("traffic", item, unchanged)
+        _alias_writes(writes, model, pk, alias_checks)
+        writes.put("history", self._history_item(change), model.pk.does_not_exist())
+        record = new_record(change, policy)
+        writes.put("outbox", outbox_item(model, record), model.pk.does_not_exist())
+        failed = writes.failed(self._transact("set traffic policy", writes.fill))
+        if not failed or "history" in failed:
+            return  # committed (maybe on an earlier attempt whose answer was lost)
+        if "model" in failed:
+            raise NotFound(f"model {name!r} not found")
+        if "traffic" in failed:
+            raise Conflict(
+                f"the traffic policy of model {name!r} was changed concurrently; "
+                "read it again and retry"
+            )
+        for label in failed:
+            if label.startswith(_ALIAS):
+                raise Conflict(
+                    f"alias {label[len(_ALIAS) :]!r} of model {name!r} was moved concurrently; "
+                    "read it again and retry"
+                )
         raise Conflict(f"change {change.change_id!r} of model {name!r} was already recorded")
 
     def list_history(
@@ -483,6 +547,31 @@ class DynamoDBRegistry(DynamoDBBase, RegistryStore):
                 continue  # deleted, or tags changed meanwhile: read again
             return item
         raise Conflict(f"the tags of {what} are being changed concurrently; retry")
+
+
+def _alias_writes(writes: _Writes, model: Any, pk: str, alias_writes: Sequence[AliasWrite]) -> None:
+    """Add each alias write (or check), guarded by the alias's expected revision."""
+    for write in alias_writes:
+        label = f"{_ALIAS}{write.alias}"
+        unchanged = (
+            model.pk.does_not_exist()
+            if write.expected_revision is None
+            else model.revision == write.expected_revision
+        )
+        if write.check_only:
+            writes.check(label, model, pk, _ALIAS + write.alias, unchanged)
+        elif write.state is None:
+            writes.delete(label, model(pk, _ALIAS + write.alias), unchanged)
+        else:
+            item = model(
+                pk,
+                _ALIAS + write.alias,
+                alias=write.alias,
+                version=write.state.version,
+                previous=list(write.state.previous),
+                revision=write.state.revision,
+            )
+            writes.put(label, item, unchanged)
 
 
 def _description_and_tags(

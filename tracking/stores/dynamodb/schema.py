@@ -26,12 +26,17 @@ Tables, for a prefix ``p``:
                                 ``ALIAS#{alias}``
     registry history entry      ``MODEL#{name}`` /     -
                                 ``HIST#{ms:013}#{ns:019}#{change_id}``
+    traffic policy              ``MODEL#{name}`` /     -
+                                TRAFFIC
+    outbox event                ``EVENT#{event_id}`` / ``EVENTS#{status}`` /
+                                EVENT                  ``{ms:013}#{event_id}``
     ==========================  =====================  =================================
 
     Versions sort numerically (newest first by a backward Query); history sorts by time, the
     nanosecond clock of the writing store keeping one process's entries of one millisecond in
     write order. A model item holds only counters, description and tags, so it does not grow
-    with its versions.
+    with its versions. Outbox events are written in the registry change's own transaction;
+    the table's stream (NEW_IMAGE) carries their inserts to the EventBridge function.
 
 ``p-metrics`` (``pk`` S / ``step`` N)
     Chunk items: ``pk`` = ``{run_id}#{key}#C``, ``step`` = the chunk's first step, one attribute
@@ -49,6 +54,9 @@ TRACKING_TABLE_SUFFIX = "tracking"
 METRICS_TABLE_SUFFIX = "metrics"
 GSI1_NAME = "gsi1"
 BILLING_MODE = "PAY_PER_REQUEST"
+#: The tracking table's stream: outbox inserts reach EventBridge through it (template.yaml's
+#: EventsFunction); ``tracking init`` enables it on a table created without one.
+TRACKING_STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
 
 
 def tracking_table_name(prefix: str) -> str:
@@ -69,7 +77,8 @@ def table_definitions(prefix: str) -> list[dict[str, Any]]:
 
     Returns:
         One dict per table, with ``TableName``, ``KeySchema``, ``AttributeDefinitions``,
-        ``GlobalSecondaryIndexes`` (tracking table only) and ``BillingMode``, ready to be passed
+        ``GlobalSecondaryIndexes`` and ``StreamSpecification`` (tracking table only) and
+        ``BillingMode``, ready to be passed
         to DynamoDB's ``CreateTable``.
     """
     return [
@@ -96,6 +105,7 @@ def table_definitions(prefix: str) -> list[dict[str, Any]]:
                 }
             ],
             "BillingMode": BILLING_MODE,
+            "StreamSpecification": dict(TRACKING_STREAM),
         },
         {
             "TableName": metrics_table_name(prefix),

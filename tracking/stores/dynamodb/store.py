@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tracking.stores.dynamodb.idempotency import DynamoDBIdempotency
 from tracking.stores.dynamodb.metadata import DynamoDBMetadata
+from tracking.stores.dynamodb.outbox import DynamoDBOutbox
 from tracking.stores.dynamodb.registry import DynamoDBRegistry
 from tracking.stores.dynamodb.schema import metrics_table_name, tracking_table_name
 from tracking.stores.dynamodb.upgrade import DynamoDBUpgrade
@@ -11,7 +12,12 @@ from tracking.stores.ports.store import TrackingStore
 
 
 class DynamoDBStore(
-    DynamoDBMetadata, DynamoDBRegistry, DynamoDBIdempotency, DynamoDBUpgrade, TrackingStore
+    DynamoDBMetadata,
+    DynamoDBRegistry,
+    DynamoDBOutbox,
+    DynamoDBIdempotency,
+    DynamoDBUpgrade,
+    TrackingStore,
 ):
     """Tracking metadata, the model registry and idempotency records on DynamoDB.
 

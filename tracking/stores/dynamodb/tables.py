@@ -142,6 +142,17 @@ class _Models:
             response_status = NumberAttribute(null=True)
             response_body = UnicodeAttribute(null=True)
             expires_at = NumberAttribute(null=True)
+            # traffic policy (pk MODEL#name, sk TRAFFIC): the TrafficPolicy as JSON, and its
+            # revision apart, for the optimistic condition
+            policy_json = UnicodeAttribute(null=True, attr_name="policy")
+            traffic_revision = NumberAttribute(null=True)
+            # outbox event (also name, status): the RegistryEvent as JSON and delivery state
+            event_json = UnicodeAttribute(null=True, attr_name="event")
+            event_type = UnicodeAttribute(null=True)
+            attempts = NumberAttribute(null=True)
+            last_error = UnicodeAttribute(null=True)
+            next_attempt_at = NumberAttribute(null=True)
+            delivered_json = UnicodeAttribute(null=True, attr_name="delivered_to")
 
         class MetricPoint(Model):
             """One point of a metric's history."""

@@ -2,6 +2,7 @@
 
 from tracking.stores.ports.idempotency import IdempotencyRecord, IdempotencyStore
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MetadataStore
+from tracking.stores.ports.outbox import OutboxStore
 from tracking.stores.ports.registry import AliasWrite, RegistryStore
 from tracking.stores.ports.store import TrackingStore
 
@@ -12,6 +13,7 @@ __all__ = [
     "IdempotencyRecord",
     "IdempotencyStore",
     "MetadataStore",
+    "OutboxStore",
     "RegistryStore",
     "TrackingStore",
 ]

@@ -18,6 +18,7 @@ from tracking.entities import (
     Page,
     RegisteredModel,
     Stage,
+    TrafficPolicy,
     iter_pages,
 )
 from tracking.errors import InvalidInput
@@ -70,7 +71,7 @@ class RegistryStore(abc.ABC):
         """Add ``version`` (whose number is ``expected_latest + 1``) in one atomic step.
 
         Creates the model when ``expected_latest`` is 0, sets its latest version, writes the
-        version and appends ``change`` to the history.
+        version, appends ``change`` to the history and its event to the outbox.
 
         Raises:
             Conflict: another registration took this number first (the caller retries).
@@ -128,11 +129,40 @@ class RegistryStore(abc.ABC):
         stage_updates: Mapping[int, Stage],
         change: AliasChange,
     ) -> None:
-        """Apply alias moves, stage updates and one history entry, all or nothing.
+        """Apply alias moves, stage updates, one history entry and its event, all or nothing.
 
         Raises:
             Conflict: an alias's revision is not the expected one (a concurrent change won).
             NotFound: the model or a version in ``stage_updates`` does not exist.
+        """
+
+    @abc.abstractmethod
+    def get_traffic(self, name: str) -> TrafficPolicy | None:
+        """The model's stored traffic policy, or ``None`` when none was ever set.
+
+        Raises:
+            NotFound: no such model.
+        """
+
+    @abc.abstractmethod
+    def set_traffic(
+        self,
+        name: str,
+        *,
+        policy: TrafficPolicy,
+        expected_revision: int,
+        alias_checks: Sequence[AliasWrite],
+        change: AliasChange,
+    ) -> None:
+        """Store ``policy``, append ``change`` and its event to history and outbox, atomically.
+
+        Written only if the stored policy's revision is ``expected_revision`` (0: none stored)
+        and every alias in ``alias_checks`` (``check_only`` writes) still has the revision read,
+        so a policy never names an alias that moved or vanished meanwhile.
+
+        Raises:
+            Conflict: a concurrent change won (the policy or an alias changed). Nothing written.
+            NotFound: no such model.
         """
 
     @abc.abstractmethod

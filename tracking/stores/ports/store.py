@@ -6,8 +6,10 @@ import abc
 
 from tracking.stores.ports.idempotency import IdempotencyStore
 from tracking.stores.ports.metadata import MetadataStore
+from tracking.stores.ports.outbox import OutboxStore
 from tracking.stores.ports.registry import RegistryStore
 
 
-class TrackingStore(MetadataStore, RegistryStore, IdempotencyStore, abc.ABC):
-    """A backend that stores tracking metadata, the model registry and idempotency records."""
+class TrackingStore(MetadataStore, RegistryStore, OutboxStore, IdempotencyStore, abc.ABC):
+    """A backend that stores tracking metadata, the model registry (with its event outbox) and
+    idempotency records."""

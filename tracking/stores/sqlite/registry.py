@@ -16,14 +16,18 @@ from tracking.entities import (
     Page,
     RegisteredModel,
     Stage,
+    TrafficPolicy,
 )
 from tracking.errors import Conflict, NotFound
+from tracking.events.outbox import new_record
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.ports.metadata import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tracking.stores.ports.registry import AliasWrite, RegistryStore, check_tags
 from tracking.stores.sqlite.database import SQLiteDatabase
+from tracking.stores.sqlite.outbox import OUTBOX_SCHEMA, insert_event
 
-REGISTRY_SCHEMA = """
+REGISTRY_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS models (
     name TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -72,7 +76,20 @@ CREATE TABLE IF NOT EXISTS model_history (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS model_history_by_name ON model_history (name, seq);
+CREATE TABLE IF NOT EXISTS model_traffic (
+    name TEXT PRIMARY KEY REFERENCES models(name),
+    policy_id TEXT NOT NULL,
+    weights TEXT NOT NULL,
+    shadow TEXT NOT NULL DEFAULT '[]',
+    sticky TEXT,
+    revision INTEGER NOT NULL,
+    updated_at INTEGER,
+    updated_by TEXT,
+    reason TEXT
+);
 """
+    + OUTBOX_SCHEMA
+)
 
 
 class SQLiteRegistry(RegistryStore):
@@ -191,31 +208,7 @@ class SQLiteRegistry(RegistryStore):
     ) -> None:
         with self.db.write() as conn:
             _require_model(conn, name)
-            for write in alias_writes:
-                row = conn.execute(
-                    "SELECT revision FROM model_aliases WHERE name = ? AND alias = ?",
-                    (name, write.alias),
-                ).fetchone()
-                revision = None if row is None else row["revision"]
-                if revision != write.expected_revision:
-                    raise Conflict(
-                        f"alias {write.alias!r} of model {name!r} was moved concurrently; "
-                        "read it again and retry"
-                    )
-                if write.check_only:
-                    continue
-                if write.state is None:
-                    conn.execute(
-                        "DELETE FROM model_aliases WHERE name = ? AND alias = ?",
-                        (name, write.alias),
-                    )
-                else:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO model_aliases (name, alias, version, previous, "
-                        "revision) VALUES (?, ?, ?, ?, ?)",
-                        (name, write.alias, write.state.version, json.dumps(write.state.previous),
-                         write.state.revision),
-                    )  # fmt: skip
+            _apply_alias_writes(conn, name, alias_writes)
             for number, stage in stage_updates.items():
                 cursor = conn.execute(
                     "UPDATE model_versions SET stage = ? WHERE name = ? AND version = ?",
@@ -227,6 +220,56 @@ class SQLiteRegistry(RegistryStore):
                 "UPDATE models SET updated_at = ? WHERE name = ?", (change.timestamp, name)
             )
             _insert_history(conn, change)
+
+    def get_traffic(self, name: str) -> TrafficPolicy | None:
+        with self.db.read() as conn:
+            _require_model(conn, name)
+            row = conn.execute("SELECT * FROM model_traffic WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return TrafficPolicy(
+            name=name,
+            policy_id=row["policy_id"],
+            weights=json.loads(row["weights"]),
+            shadow=json.loads(row["shadow"]),
+            sticky=row["sticky"],
+            revision=row["revision"],
+            updated_at=row["updated_at"],
+            updated_by=row["updated_by"],
+            reason=row["reason"],
+        )
+
+    def set_traffic(
+        self,
+        name: str,
+        *,
+        policy: TrafficPolicy,
+        expected_revision: int,
+        alias_checks: Sequence[AliasWrite],
+        change: AliasChange,
+    ) -> None:
+        with self.db.write() as conn:
+            _require_model(conn, name)
+            row = conn.execute(
+                "SELECT revision FROM model_traffic WHERE name = ?", (name,)
+            ).fetchone()
+            if (0 if row is None else row["revision"]) != expected_revision:
+                raise Conflict(
+                    f"the traffic policy of model {name!r} was changed concurrently; "
+                    "read it again and retry"
+                )
+            _apply_alias_writes(conn, name, alias_checks)
+            conn.execute(
+                "INSERT OR REPLACE INTO model_traffic (name, policy_id, weights, shadow, sticky, "
+                "revision, updated_at, updated_by, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, policy.policy_id, json.dumps(policy.weights), json.dumps(policy.shadow),
+                 policy.sticky, policy.revision, policy.updated_at, policy.updated_by,
+                 policy.reason),
+            )  # fmt: skip
+            conn.execute(
+                "UPDATE models SET updated_at = ? WHERE name = ?", (change.timestamp, name)
+            )
+            _insert_history(conn, change, policy)
 
     def list_history(
         self, name: str, max_results: int = MAX_PAGE_SIZE, page_token: str | None = None
@@ -301,13 +344,48 @@ def _require_model(conn: sqlite3.Connection, name: str) -> None:
         raise NotFound(f"model {name!r} not found")
 
 
-def _insert_history(conn: sqlite3.Connection, change: AliasChange) -> None:
+def _apply_alias_writes(
+    conn: sqlite3.Connection, name: str, alias_writes: Sequence[AliasWrite]
+) -> None:
+    """Apply each write if its alias still has the expected revision, else raise Conflict."""
+    for write in alias_writes:
+        row = conn.execute(
+            "SELECT revision FROM model_aliases WHERE name = ? AND alias = ?",
+            (name, write.alias),
+        ).fetchone()
+        revision = None if row is None else row["revision"]
+        if revision != write.expected_revision:
+            raise Conflict(
+                f"alias {write.alias!r} of model {name!r} was moved concurrently; "
+                "read it again and retry"
+            )
+        if write.check_only:
+            continue
+        if write.state is None:
+            conn.execute(
+                "DELETE FROM model_aliases WHERE name = ? AND alias = ?",
+                (name, write.alias),
+            )
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO model_aliases (name, alias, version, previous, "
+                "revision) VALUES (?, ?, ?, ?, ?)",
+                (name, write.alias, write.state.version, json.dumps(write.state.previous),
+                 write.state.revision),
+            )  # fmt: skip
+
+
+def _insert_history(
+    conn: sqlite3.Connection, change: AliasChange, policy: TrafficPolicy | None = None
+) -> None:
+    """Append the history entry and, in the same transaction, its event to the outbox."""
     conn.execute(
         "INSERT INTO model_history (change_id, name, action, alias, from_version, to_version, "
         "actor, timestamp, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (change.change_id, change.name, change.action.value, change.alias, change.from_version,
          change.to_version, change.actor, change.timestamp, change.reason),
     )  # fmt: skip
+    insert_event(conn, new_record(change, policy))
 
 
 def _model(conn: sqlite3.Connection, row: sqlite3.Row) -> RegisteredModel:

@@ -9,11 +9,12 @@ from tracking.stores.ports.store import TrackingStore
 from tracking.stores.sqlite.database import SQLiteDatabase
 from tracking.stores.sqlite.idempotency import SQLiteIdempotency
 from tracking.stores.sqlite.metadata import SQLiteMetadata
+from tracking.stores.sqlite.outbox import SQLiteOutbox
 from tracking.stores.sqlite.registry import SQLiteRegistry
 from tracking.stores.sqlite.schema import SCHEMA
 
 
-class SQLiteStore(SQLiteMetadata, SQLiteRegistry, SQLiteIdempotency, TrackingStore):
+class SQLiteStore(SQLiteMetadata, SQLiteRegistry, SQLiteOutbox, SQLiteIdempotency, TrackingStore):
     """Tracking metadata, the model registry and idempotency records in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
