@@ -21,6 +21,7 @@ from typing import Any
 
 from functions.api.errors import ApiError
 from functions.api.observability import METRICS
+from functions.api.traffic import Split
 from models.catalog import load_served
 from models.serving import Predictor, ServedModel
 from tracking import IntegrityError, ModelRegistry, NotFound, TrackingError
@@ -51,6 +52,11 @@ class ModelState:
     last_refresh_ok: bool | None = None
     last_error: str | None = None
     error_code: str = "no_production_model"
+    #: The model's traffic policy when it is not the default (production only), and the loaded
+    #: versions of the other aliases it names; read together by requests, swapped by refreshes.
+    split: Split | None = None
+    variants: dict[str, Loaded] = field(default_factory=dict)
+    traffic_error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -68,7 +74,17 @@ class ModelState:
             "last_refresh_ok": self.last_refresh_ok,
             "last_error": self.last_error,
             "degraded": self.predictor is None or self.last_refresh_ok is False,
-        }
+            "traffic": None if self.split is None else {
+                "policy_id": self.split.policy_id,
+                "weights": {alias: self._label(alias) for _, alias in self.split.bounds},
+                "shadow": {alias: self._label(alias) for alias in self.split.shadow},
+                "unavailable": self.traffic_error,
+            },
+        }  # fmt: skip
+
+    def _label(self, alias: str) -> str | None:
+        loaded = self.loaded if alias == PRODUCTION else self.variants.get(alias)
+        return None if loaded is None else loaded.predictor.label
 
 
 class ModelCache:
@@ -153,6 +169,15 @@ class ModelCache:
                 self._pinned.popitem(last=False)
         return loaded
 
+    def traffic(self, name: str) -> tuple[Split | None, dict[str, Loaded]]:
+        """The policy's split (``None``: production only) and its loaded non-production variants.
+
+        Read after ``get``, which refreshes them with production; a variant that is not loaded
+        (its alias points nowhere or failed to load) is served by production instead.
+        """
+        state = self.states[name]
+        return state.split, state.variants
+
     def health(self) -> list[dict[str, Any]]:
         return [state.describe() for state in self.states.values()]
 
@@ -223,10 +248,53 @@ class ModelCache:
                 state.loaded_at = time.time()
                 log.info("serving %s %s", state.name, target.label)
             state.last_refresh_ok, state.last_error = True, None
+            self._refresh_traffic(state)
         except Exception as exc:
             # A NotFound here is the production version's artifact gone, not a missing
             # version: "no production model" would send operators the wrong way.
             self._load_failed(state, exc)
+
+    def _refresh_traffic(self, state: ModelState) -> None:
+        """Read the traffic policy; load the versions its aliases point at when they moved.
+
+        Never raises: a policy that cannot be read keeps the split in force, and an alias that
+        cannot be loaded keeps its verified version (or, with none, is answered by production).
+        """
+        try:
+            split = Split.of(self.registry.get_traffic(state.name))
+        except Exception as exc:
+            state.traffic_error = getattr(exc, "code", type(exc).__name__)
+            log.warning("reading the traffic policy of %s failed: %s", state.name, exc)
+            return
+        if split is None:
+            state.split, state.variants, state.traffic_error = None, {}, None
+            return
+        variants: dict[str, Loaded] = {}
+        failed = []
+        for alias in split.aliases:
+            if alias == PRODUCTION:
+                continue
+            current = state.variants.get(alias)
+            try:
+                target = self.registry.get_version_by_alias(state.name, alias)
+                served = None if current is None else current.predictor.version
+                if served is not None and (served.version, served.sha256) == (
+                    target.version,
+                    target.sha256,
+                ):
+                    variants[alias] = current  # type: ignore[assignment]
+                else:
+                    variants[alias] = self._load(state.name, version=target.version)
+            except Exception as exc:
+                failed.append(alias)
+                if current is not None:
+                    variants[alias] = current
+                METRICS.refresh_failures.labels(model=state.name).inc()
+                log.warning("loading %s alias %s failed: %s", state.name, alias, exc)
+        # Variants first: a request that sees the new split finds its variants loaded.
+        state.variants = variants
+        state.split = split
+        state.traffic_error = ", ".join(failed) or None
 
     def _load_failed(self, state: ModelState, exc: Exception) -> None:
         if isinstance(exc, IntegrityError):

@@ -61,18 +61,34 @@ def lambda_configured() -> bool:
     return _LAMBDA
 
 
-def prediction_counter(model: str, version: str, risk_level: str) -> Any:
+def prediction_counter(
+    model: str, version: str, risk_level: str, variant: str = "production"
+) -> Any:
     """The predictions counter's child for one label set, cached like the request metrics."""
-    key = (model, version, risk_level)
+    key = (model, version, risk_level, variant)
     found = _PREDICTION_CHILDREN.get(key)
     if found is None:
-        found = METRICS.predictions.labels(model=model, version=version, risk_level=risk_level)
+        found = METRICS.predictions.labels(
+            model=model, version=version, risk_level=risk_level, variant=variant
+        )
         if len(_PREDICTION_CHILDREN) < _CHILDREN_MAX:
             _PREDICTION_CHILDREN[key] = found
     return found
 
 
-_PREDICTION_CHILDREN: dict[tuple[str, str, str], Any] = {}
+_PREDICTION_CHILDREN: dict[tuple[str, str, str, str], Any] = {}
+
+
+def publish_predictions_by_variant(model: str, counts: Mapping[str, int]) -> None:
+    """EMF ``VariantPredictions`` per model and variant, sent only while a traffic policy splits
+    the model (its own metric name: a new dimension on ``Predictions`` would be a new metric)."""
+    for variant, count in counts.items():
+        dimensions = {"service": SERVICE, "model": model, "variant": variant}
+        with single_metric(
+            name="VariantPredictions", unit=MetricUnit.Count, value=count,
+            namespace=metrics.namespace, default_dimensions=dimensions,
+        ):  # fmt: skip
+            pass
 
 
 def publish_predictions_by_risk(model: str, counts: Mapping[str, int]) -> None:
@@ -118,6 +134,9 @@ class _Metrics:
     model_load_seconds: Histogram
     cold_starts: Counter
     refresh_failures: Counter
+    shadow_predictions: Counter
+    shadow_seconds: Histogram
+    shadow_failures: Counter
 
 
 METRICS = _Metrics(
@@ -131,8 +150,8 @@ METRICS = _Metrics(
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     ),
     predictions=Counter(
-        "predictions_total", "Predictions by model, version and risk level",
-        ["model", "version", "risk_level"],
+        "predictions_total", "Answered predictions by model, version, risk level and variant",
+        ["model", "version", "risk_level", "variant"],
     ),
     model_load_seconds=Histogram(
         "model_load_seconds", "Download, verify, load and warm up a model version", ["model"],
@@ -141,6 +160,19 @@ METRICS = _Metrics(
     cold_starts=Counter("cold_starts_total", "Processes (Lambda environments) started"),
     refresh_failures=Counter(
         "model_refresh_failures_total", "Failed reads or loads of a served model", ["model"]
+    ),
+    shadow_predictions=Counter(
+        "shadow_predictions_total", "Rows scored by a shadow variant (never answered)",
+        ["model", "version", "variant"],
+    ),
+    shadow_seconds=Histogram(
+        "shadow_prediction_seconds", "Time to score a request's rows with one shadow variant",
+        ["model", "variant"],
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    ),
+    shadow_failures=Counter(
+        "shadow_failures_total", "Shadow scorings that raised (the answer was already sent)",
+        ["model", "variant"],
     ),
 )  # fmt: skip
 
@@ -220,6 +252,8 @@ class RequestMiddleware:
         received = 0
         exceeded = False
         replaced = False
+        # When the last byte went out: work after the answer (shadow scoring) is not latency.
+        answered: float | None = None
 
         async def limited_receive() -> Message:
             nonlocal received, exceeded
@@ -232,7 +266,7 @@ class RequestMiddleware:
             return message
 
         async def send_with_status(message: Message) -> None:
-            nonlocal status, replaced
+            nonlocal status, replaced, answered
             if exceeded:
                 # The app turned our BodyTooLarge into its own error (FastAPI answers 400 for
                 # any failure while reading a body): answer 413 in its place, once.
@@ -245,6 +279,8 @@ class RequestMiddleware:
                 status = message["status"]
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = time.perf_counter()
 
         try:
             await self.app(scope, limited_receive, send_with_status)
@@ -253,11 +289,13 @@ class RequestMiddleware:
                 status = 413
                 await _send_json(send, 413, _too_large_body(request_id, limit), request_id)
         finally:
-            self._record(scope, status, started, request_id)
+            self._record(scope, status, started, request_id, answered)
 
     @staticmethod
-    def _record(scope: Scope, status: int, started: float, request_id: str) -> None:
-        elapsed = time.perf_counter() - started
+    def _record(
+        scope: Scope, status: int, started: float, request_id: str, answered: float | None = None
+    ) -> None:
+        elapsed = (answered or time.perf_counter()) - started
         route = getattr(scope.get("route"), "path", None) or (
             # FastAPI's own docs routes carry no route object; any other path is not ours, and
             # must not become a label (unbounded cardinality).

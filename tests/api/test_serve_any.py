@@ -159,8 +159,13 @@ def test_the_prediction_counter_is_labelled_by_model(api: TestClient) -> None:
     api.post("/predict/rag", json={"query": "docs"}, headers=SCORER)
     api.post("/predict/team-model", json=DEMAND, headers=SCORER)
     text = api.get("/metrics", headers=READER).text
-    assert 'predictions_total{model="rag",risk_level="none",version="v1"}' in text
-    assert 'predictions_total{model="team-model",risk_level="none",version="v1"}' in text
+    assert (
+        'predictions_total{model="rag",risk_level="none",variant="production",version="v1"}' in text
+    )
+    assert (
+        'predictions_total{model="team-model",risk_level="none",variant="production",version="v1"}'
+        in text
+    )
 
 
 def test_the_openapi_document_has_one_typed_operation_per_model(api: TestClient) -> None:

@@ -216,9 +216,7 @@ def test_racing_writers_each_win_or_conflict(registry: ModelRegistry) -> None:
     def write(share: int) -> None:
         barrier.wait()
         try:
-            registry.set_traffic(
-                "churn", weights={"production": 100 - share, "challenger": share}
-            )
+            registry.set_traffic("churn", weights={"production": 100 - share, "challenger": share})
             outcome = "ok"
         except Conflict:
             outcome = "conflict"

@@ -174,14 +174,15 @@ def test_every_dashboard_query_names_exported_metrics_and_labels() -> None:
         checked |= metrics
     # The panels the issue asks for are there: requests, latency histogram, predictions, refresh.
     assert {"http_requests_total", "http_request_duration_seconds_bucket", "predictions_total",
-            "model_refresh_failures_total", "model_load_seconds_count"} <= checked  # fmt: skip
+            "model_refresh_failures_total", "model_load_seconds_count",
+            "shadow_predictions_total"} <= checked  # fmt: skip
 
 
 def test_exported_names_come_from_the_registry() -> None:
     series = exported()
     assert series["http_requests_total"] == {"route", "method", "status"}
     assert series["http_request_duration_seconds_bucket"] == {"route", "method", "le"}
-    assert series["predictions_total"] == {"model", "version", "risk_level"}
+    assert series["predictions_total"] == {"model", "version", "risk_level", "variant"}
     assert "process_cpu_seconds_total" in series  # prometheus-client's default collectors
     assert "predictions" not in series
     assert "http_requests_total_total" not in series

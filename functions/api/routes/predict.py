@@ -17,29 +17,42 @@ from plain dicts.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 
 from functions.api.auth import AuthRoute, requires
 from functions.api.errors import ApiError
 from functions.api.model_cache import Loaded, ModelCache
 from functions.api.observability import (
+    METRICS,
     lambda_configured,
     metrics,
     prediction_counter,
     publish_predictions_by_risk,
+    publish_predictions_by_variant,
 )
+from functions.api.traffic import PRODUCTION
 from models.serving import ServedModel
 from tracking import NotFound
 from tracking.validation import NAME_PATTERN
 
+log = logging.getLogger(__name__)
+
 MAX_VERSION = 10**9
+#: The response header naming the variant (alias) that answered; a batch lists each one once.
+VARIANT_HEADER = "X-Model-Variant"
+#: The variant of an answer ``?version=`` pinned (an ``?alias=`` pin reports the alias).
+PINNED = "pinned"
 _VERSION = re.compile(r"^[0-9]{1,10}$")
 PIN_PARAMETERS: list[dict[str, Any]] = [
     {
@@ -85,11 +98,11 @@ async def _parse(request: Request, model: type[_M]) -> _M:
         raise RequestValidationError(exc.errors(include_input=False, include_url=False)) from None
 
 
-def _loaded(request: Request, cache: ModelCache, name: str) -> Loaded:
-    """The production version of ``name``, or the one ``?alias=`` / ``?version=`` pins."""
+def _pinned(request: Request, cache: ModelCache, name: str) -> tuple[Loaded, str] | None:
+    """The version ``?alias=`` / ``?version=`` pins, with its variant label; ``None``: no pin."""
     query = request.query_params
     if not query:
-        return cache.get(name)
+        return None
     alias = query.get("alias")
     raw_version = query.get("version")
     if alias is not None and raw_version is not None:
@@ -99,54 +112,162 @@ def _loaded(request: Request, cache: ModelCache, name: str) -> Loaded:
             raise ApiError(
                 422, "invalid_input", f"version must be an integer from 1 to {MAX_VERSION}"
             )
-        return cache.get_pinned(name, version=int(raw_version), alias=None)
+        return cache.get_pinned(name, version=int(raw_version), alias=None), PINNED
     if alias is not None:
         # fullmatch: "$" alone would also match before a trailing newline ("staging\n").
         if len(alias) > 128 or not NAME_PATTERN.fullmatch(alias) or ".." in alias:
             raise ApiError(422, "invalid_input", "alias must be a valid name (e.g. staging)")
-        return cache.get_pinned(name, version=None, alias=alias)
-    return cache.get(name)
+        return cache.get_pinned(name, version=None, alias=alias), alias
+    return None
 
 
-def _count(name: str, loaded: Loaded, records: list[dict[str, Any]]) -> None:
-    # One labels() lookup per outcome (risk level), not per row.
-    outcomes = Counter(loaded.served.outcome(record) for record in records)
-    label = loaded.predictor.label
-    for outcome, count in outcomes.items():
-        prediction_counter(name, label, outcome).inc(count)
+@dataclass
+class Scored:
+    """One request's answers: which variant gave each row's, and the shadows still to score."""
+
+    records: list[dict[str, Any]]
+    variants: list[str]  # per row
+    labels: list[str]  # the answering version's label, per row
+    shadows: list[Loaded] = field(default_factory=list)
+    shadow_names: list[str] = field(default_factory=list)
+
+    def header(self) -> str:
+        return ",".join(dict.fromkeys(self.variants))
+
+
+def _convert(row: BaseModel, target: Loaded) -> BaseModel | None:
+    """``row`` for a variant whose version has another request schema, if it is valid there."""
+    if type(row) is target.served.request:
+        return row
+    try:
+        return target.served.request.model_validate(row.model_dump())
+    except ValidationError:
+        return None
+
+
+def _score(request: Request, name: str, rows: list[Any], parse_first: Loaded) -> Scored:
+    """Answer ``rows`` by policy: production, a weighted variant, or what a pin names."""
+    cache: ModelCache = request.app.state.model_cache
+    split, variants = cache.traffic(name)
+    if split is None:
+        records = parse_first.predictor.predict_records(rows)
+        label = parse_first.predictor.label
+        return Scored(records, [PRODUCTION] * len(rows), [label] * len(rows))
+    # Each row on its variant (one player, one variant), scored in one call per variant.
+    groups: dict[str, list[int]] = {}
+    chosen: dict[str, Loaded] = {PRODUCTION: parse_first}
+    converted = list(rows)
+    assigned = []
+    for index, row in enumerate(rows):
+        alias = split.assign(split.key_of(row))
+        target = chosen.get(alias) or variants.get(alias)
+        as_row = None if target is None else _convert(row, target)
+        if target is None or as_row is None:
+            alias = PRODUCTION  # not loaded, or this row is not valid there: production answers
+        else:
+            chosen[alias], converted[index] = target, as_row
+        assigned.append(alias)
+        groups.setdefault(alias, []).append(index)
+    answered: list[dict[str, Any]] = [{}] * len(rows)
+    labels = [""] * len(rows)
+    for alias, indexes in groups.items():
+        target = chosen[alias]
+        answers = target.predictor.predict_records([converted[i] for i in indexes])
+        for index, answer in zip(indexes, answers, strict=True):
+            answered[index], labels[index] = answer, target.predictor.label
+    shadows = [variants[alias] for alias in split.shadow if alias in variants]
+    names = [alias for alias in split.shadow if alias in variants]
+    return Scored(answered, assigned, labels, shadows, names)
+
+
+def _count(name: str, served: ServedModel, scored: Scored) -> None:
+    # One labels() lookup per (version, outcome, variant), not per row.
+    outcomes = Counter(
+        (label, served.outcome(record), variant)
+        for record, label, variant in zip(scored.records, scored.labels, scored.variants,
+                                          strict=True)
+    )  # fmt: skip
+    for (label, outcome, variant), count in outcomes.items():
+        prediction_counter(name, label, outcome, variant).inc(count)
     if lambda_configured():
-        metrics.add_metric(name="Predictions", unit="Count", value=len(records))
-        publish_predictions_by_risk(name, outcomes)
+        metrics.add_metric(name="Predictions", unit="Count", value=len(scored.records))
+        by_risk: Counter[str] = Counter()
+        by_variant: Counter[str] = Counter()
+        for (_, outcome, variant), count in outcomes.items():
+            by_risk[outcome] += count
+            by_variant[variant] += count
+        publish_predictions_by_risk(name, by_risk)
+        if set(by_variant) != {PRODUCTION}:
+            publish_predictions_by_variant(name, by_variant)
 
 
-def _json(body: Any) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+async def _shadow(name: str, scored: Scored, rows: list[Any]) -> None:
+    """Score the same rows with each shadow variant, after the answer went out; never raises."""
+    for alias, target in zip(scored.shadow_names, scored.shadows, strict=True):
+        started = time.perf_counter()
+        try:
+            usable = [converted for row in rows if (converted := _convert(row, target))]
+            records = target.predictor.predict_records(usable)
+        except Exception:
+            METRICS.shadow_failures.labels(model=name, variant=alias).inc()
+            log.exception("shadow %s of %s failed", alias, name)
+            continue
+        METRICS.shadow_seconds.labels(model=name, variant=alias).observe(
+            time.perf_counter() - started
+        )
+        METRICS.shadow_predictions.labels(
+            model=name, version=target.predictor.label, variant=alias
+        ).inc(len(records))
+
+
+def _json(body: Any, variant: str, background: BackgroundTask | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        media_type="application/json",
+        headers={VARIANT_HEADER: variant},
+        background=background,
+    )
+
+
+async def _answer(
+    request: Request, name: str, batch: bool
+) -> tuple[Scored, list[Any], ServedModel]:
+    cache: ModelCache = request.app.state.model_cache
+    pinned = _pinned(request, cache, name)
+    loaded = cache.get(name) if pinned is None else pinned[0]
+    if batch:
+        body = await _parse(request, loaded.served.batch_request)
+        rows: list[Any] = body.rows  # type: ignore[attr-defined]
+        limit = request.app.state.settings.max_batch_rows
+        if len(rows) > limit:
+            raise ApiError(422, "invalid_input", f"at most {limit} rows per batch request")
+    else:
+        rows = [await _parse(request, loaded.served.request)]
+    if pinned is not None:  # a pin wins over the policy, and nothing shadows it
+        label = loaded.predictor.label
+        records = loaded.predictor.predict_records(rows)
+        return Scored(records, [pinned[1]] * len(rows), [label] * len(rows)), rows, loaded.served
+    return _score(request, name, rows, loaded), rows, loaded.served
 
 
 def _single(name: str) -> Endpoint:
     async def predict(request: Request) -> Response:
-        cache: ModelCache = request.app.state.model_cache
-        loaded = _loaded(request, cache, name)
-        row = await _parse(request, loaded.served.request)
-        records = loaded.predictor.predict_records([row])
-        _count(name, loaded, records)
-        return _json(records[0])
+        scored, rows, served = await _answer(request, name, batch=False)
+        _count(name, served, scored)
+        background = BackgroundTask(_shadow, name, scored, rows) if scored.shadows else None
+        return _json(scored.records[0], scored.variants[0], background)
 
     return predict
 
 
 def _batch(name: str) -> Endpoint:
     async def predict_batch(request: Request) -> Response:
-        state = request.app.state
-        loaded = _loaded(request, state.model_cache, name)
-        body = await _parse(request, loaded.served.batch_request)
-        rows: list[Any] = body.rows  # type: ignore[attr-defined]
-        limit = state.settings.max_batch_rows
-        if len(rows) > limit:
-            raise ApiError(422, "invalid_input", f"at most {limit} rows per batch request")
-        records = loaded.predictor.predict_records(rows)
-        _count(name, loaded, records)
-        return _json({"predictions": records, "model_version": loaded.predictor.label})
+        scored, rows, served = await _answer(request, name, batch=True)
+        _count(name, served, scored)
+        background = BackgroundTask(_shadow, name, scored, rows) if scored.shadows else None
+        model_version = ",".join(dict.fromkeys(scored.labels))
+        body = {"predictions": scored.records, "model_version": model_version}
+        return _json(body, scored.header(), background)
 
     return predict_batch
 
