@@ -34,6 +34,7 @@ from functions.api.redaction import Redactor, storage_names
 from functions.api.routes import experiments, health, histories, models, predict
 from functions.api.schemas import error_responses
 from functions.api.settings import ApiSettings, get_settings
+from functions.api.shadow import ShadowScorer
 from models.catalog import package
 from tracking import ExperimentLogger, ModelRegistry
 from tracking.backends import build_stores
@@ -81,6 +82,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.registry = registry
     app.state.logger = tracking_logger
     app.state.model_cache = cache
+    app.state.shadow = ShadowScorer()
     app.state.started = time.monotonic()
     app.state.redact = Redactor(storage_names(store, artifacts))
     app.state.idempotency = store

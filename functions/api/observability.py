@@ -137,6 +137,7 @@ class _Metrics:
     shadow_predictions: Counter
     shadow_seconds: Histogram
     shadow_failures: Counter
+    shadow_dropped: Counter
 
 
 METRICS = _Metrics(
@@ -172,6 +173,10 @@ METRICS = _Metrics(
     ),
     shadow_failures=Counter(
         "shadow_failures_total", "Shadow scorings that raised (the answer was already sent)",
+        ["model", "variant"],
+    ),
+    shadow_dropped=Counter(
+        "shadow_dropped_total", "Rows not shadow-scored because the shadow queue was full",
         ["model", "variant"],
     ),
 )  # fmt: skip

@@ -78,6 +78,7 @@ def test_shadows_score_the_same_rows_after_the_answer(app: FastAPI) -> None:
     client = TestClient(app)
     for player in PLAYERS[:20]:
         assert client.post("/predict/churn", json=_row(player), headers=SCORER).status_code == 200
+    assert app.state.shadow.drain(timeout=10)
     metrics = client.get("/metrics", headers=READER).text
     line = next(line for line in metrics.splitlines()
                 if line.startswith('shadow_predictions_total{model="churn",variant="staging",'

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,13 +33,13 @@ from functions.api.auth import AuthRoute, requires
 from functions.api.errors import ApiError
 from functions.api.model_cache import Loaded, ModelCache
 from functions.api.observability import (
-    METRICS,
     lambda_configured,
     metrics,
     prediction_counter,
     publish_predictions_by_risk,
     publish_predictions_by_variant,
 )
+from functions.api.shadow import ShadowScorer, convert
 from functions.api.traffic import PRODUCTION
 from models.serving import ServedModel
 from tracking import NotFound
@@ -135,16 +134,6 @@ class Scored:
         return ",".join(dict.fromkeys(self.variants))
 
 
-def _convert(row: BaseModel, target: Loaded) -> BaseModel | None:
-    """``row`` for a variant whose version has another request schema, if it is valid there."""
-    if type(row) is target.served.request:
-        return row
-    try:
-        return target.served.request.model_validate(row.model_dump())
-    except ValidationError:
-        return None
-
-
 def _score(request: Request, name: str, rows: list[Any], parse_first: Loaded) -> Scored:
     """Answer ``rows`` by policy: production, a weighted variant, or what a pin names."""
     cache: ModelCache = request.app.state.model_cache
@@ -161,7 +150,7 @@ def _score(request: Request, name: str, rows: list[Any], parse_first: Loaded) ->
     for index, row in enumerate(rows):
         alias = split.assign(split.key_of(row))
         target = chosen.get(alias) or variants.get(alias)
-        as_row = None if target is None else _convert(row, target)
+        as_row = None if target is None else convert(row, target)
         if target is None or as_row is None:
             alias = PRODUCTION  # not loaded, or this row is not valid there: production answers
         else:
@@ -201,23 +190,26 @@ def _count(name: str, served: ServedModel, scored: Scored) -> None:
             publish_predictions_by_variant(name, by_variant)
 
 
-async def _shadow(name: str, scored: Scored, rows: list[Any]) -> None:
-    """Score the same rows with each shadow variant, after the answer went out; never raises."""
+def _shadows(request: Request, name: str, scored: Scored, rows: list[Any]) -> BackgroundTask | None:
+    """Hand the rows to the shadows once the answer is computed; they never change it.
+
+    On Lambda the process freezes after the response, so the shadows are scored right after it
+    is sent (a background task, which Mangum runs before the invocation returns); elsewhere the
+    rows are queued for the shadow worker, which scores them in batches.
+    """
+    if not scored.shadows:
+        return None
+    scorer: ShadowScorer = request.app.state.shadow
+    if lambda_configured():
+        return BackgroundTask(_score_now, scorer, name, scored, rows)
     for alias, target in zip(scored.shadow_names, scored.shadows, strict=True):
-        started = time.perf_counter()
-        try:
-            usable = [converted for row in rows if (converted := _convert(row, target))]
-            records = target.predictor.predict_records(usable)
-        except Exception:
-            METRICS.shadow_failures.labels(model=name, variant=alias).inc()
-            log.exception("shadow %s of %s failed", alias, name)
-            continue
-        METRICS.shadow_seconds.labels(model=name, variant=alias).observe(
-            time.perf_counter() - started
-        )
-        METRICS.shadow_predictions.labels(
-            model=name, version=target.predictor.label, variant=alias
-        ).inc(len(records))
+        scorer.submit(name, alias, target, rows)
+    return None
+
+
+def _score_now(scorer: ShadowScorer, name: str, scored: Scored, rows: list[Any]) -> None:
+    for alias, target in zip(scored.shadow_names, scored.shadows, strict=True):
+        scorer.score(name, alias, target, rows)
 
 
 def _json(body: Any, variant: str, background: BackgroundTask | None = None) -> Response:
@@ -254,7 +246,7 @@ def _single(name: str) -> Endpoint:
     async def predict(request: Request) -> Response:
         scored, rows, served = await _answer(request, name, batch=False)
         _count(name, served, scored)
-        background = BackgroundTask(_shadow, name, scored, rows) if scored.shadows else None
+        background = _shadows(request, name, scored, rows)
         return _json(scored.records[0], scored.variants[0], background)
 
     return predict
@@ -264,7 +256,7 @@ def _batch(name: str) -> Endpoint:
     async def predict_batch(request: Request) -> Response:
         scored, rows, served = await _answer(request, name, batch=True)
         _count(name, served, scored)
-        background = BackgroundTask(_shadow, name, scored, rows) if scored.shadows else None
+        background = _shadows(request, name, scored, rows)
         model_version = ",".join(dict.fromkeys(scored.labels))
         body = {"predictions": scored.records, "model_version": model_version}
         return _json(body, scored.header(), background)
