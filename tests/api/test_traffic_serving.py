@@ -61,7 +61,7 @@ def test_each_player_stays_on_one_variant_and_the_split_follows_the_weights(
     versions = {answer for answers in seen.values() for answer in answers}
     assert versions == {("production", "v1"), ("challenger", "v2")}
     share = Counter(next(iter(a))[0] for a in seen.values())["challenger"] / len(PLAYERS)
-    assert 0.05 < share < 0.16  # 10 % of 400 players, hashed
+    assert 0.04 < share < 0.17  # 10 % of 400 players, hashed (a random policy id each run)
 
 
 def test_the_answer_is_the_variant_version_s_own(app: FastAPI) -> None:
@@ -76,14 +76,14 @@ def test_the_answer_is_the_variant_version_s_own(app: FastAPI) -> None:
 
 def test_shadows_score_the_same_rows_after_the_answer(app: FastAPI) -> None:
     client = TestClient(app)
-    for player in PLAYERS[:20]:
+    for player in PLAYERS[:100]:  # policy ids are random: 100 players make both variants sure
         assert client.post("/predict/churn", json=_row(player), headers=SCORER).status_code == 200
-    assert app.state.shadow.drain(timeout=10)
+    assert app.state.shadow.drain(timeout=30)
     metrics = client.get("/metrics", headers=READER).text
     line = next(line for line in metrics.splitlines()
                 if line.startswith('shadow_predictions_total{model="churn",variant="staging",'
                                    'version="v3"}'))  # fmt: skip
-    assert float(line.rsplit(" ", 1)[1]) >= 20
+    assert float(line.rsplit(" ", 1)[1]) >= 100
     assert 'shadow_prediction_seconds_count{model="churn",variant="staging"}' in metrics
     assert 'variant="challenger"' in metrics
     health = client.get("/health").json()["models"][0]["traffic"]
