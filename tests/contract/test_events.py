@@ -3,6 +3,7 @@ bookkeeping."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def test_every_change_writes_one_event_with_its_history_entry(registry: ModelReg
             entry.from_version,
             entry.to_version,
         )
-        assert record.status is EventStatus.PENDING and record.attempts == 0
+        assert record.status is EventStatus.PENDING
+        assert record.attempts == 0
     assert [r.event.type for r in records] == [
         EventType.MODEL_VERSION_REGISTERED,
         EventType.MODEL_VERSION_REGISTERED,
@@ -105,7 +107,9 @@ def test_every_change_writes_one_event_with_its_history_entry(registry: ModelReg
     assert traffic["weights"] == {"production": 90, "challenger": 10}
     assert traffic["revision"] == 1
     body = records[4].event.body()
-    assert body["from"] == 1 and body["to"] == 2 and body["type"] == "alias.moved"
+    assert body["from"] == 1
+    assert body["to"] == 2
+    assert body["type"] == "alias.moved"
 
 
 def test_failed_moves_write_no_event(registry: ModelRegistry) -> None:
@@ -163,11 +167,9 @@ def test_a_repeated_change_never_duplicates_its_event(registry: ModelRegistry) -
     )
     writes = [_move("production", current, 1)]
     store.apply_change("churn", alias_writes=writes, stage_updates={}, change=change)
-    try:
-        # DynamoDB sees its own history item and reports success; SQLite sees the moved alias.
+    # DynamoDB sees its own history item and reports success; SQLite sees the moved alias.
+    with contextlib.suppress(Conflict):
         store.apply_change("churn", alias_writes=writes, stage_updates={}, change=change)
-    except Conflict:
-        pass
     moved = [r for r in _events(registry) if r.event.type == EventType.ALIAS_MOVED]
     assert [r.event.event_id for r in moved] == [event_id_for(change.change_id)]
     assert sum(h.change_id == change.change_id for h in registry.history("churn")) == 1
