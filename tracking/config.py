@@ -57,7 +57,10 @@ class EventsConfig(BaseSettings):
     lets http reach 127.0.0.1 / ::1 (local receivers and tests); never set it in production.
     """
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    # hide_input_in_errors: EVENT_WEBHOOKS may hold secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     webhooks: Annotated[tuple[Webhook, ...], NoDecode] = Field(
         default=(), validation_alias="EVENT_WEBHOOKS"

@@ -21,7 +21,14 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tracking.errors import InvalidInput
 from tracking.events.addresses import parse_url
@@ -38,7 +45,7 @@ TOLERANCE_SECONDS = 300
 class Webhook(BaseModel):
     """One receiver: where, the shared secret (or the variable holding it), which events."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
     url: str
@@ -99,13 +106,25 @@ def parse_webhooks(value: Any) -> tuple[Webhook, ...]:
             raise ValueError(f"EVENT_WEBHOOKS is not valid JSON: {error.msg}") from None
     if not isinstance(value, list | tuple):
         raise ValueError("EVENT_WEBHOOKS must be a JSON list")
-    hooks = tuple(
-        item if isinstance(item, Webhook) else Webhook.model_validate(item) for item in value
-    )
+    hooks = tuple(_webhook(index, item) for index, item in enumerate(value))
     names = [hook.name for hook in hooks]
     if len(set(names)) != len(names):
         raise ValueError("EVENT_WEBHOOKS names must be unique")
     return hooks
+
+
+def _webhook(index: int, item: Any) -> Webhook:
+    if isinstance(item, Webhook):
+        return item
+    try:
+        return Webhook.model_validate(item)
+    except ValidationError as error:
+        # pydantic's message repeats the input, secret included: name the fields only.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'entry'}: {e['msg']}"
+            for e in error.errors(include_input=False)
+        )
+        raise ValueError(f"EVENT_WEBHOOKS[{index}]: {problems}") from None
 
 
 def sign(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
