@@ -19,9 +19,17 @@ from rich.console import Console
 from rich.table import Table
 
 from tracking.backends import build_stores
-from tracking.config import load_config
-from tracking.entities import AliasChange, FeatureSpec, ModelVersion, iter_pages
-from tracking.errors import TrackingError
+from tracking.config import EventsConfig, load_config
+from tracking.entities import (
+    AliasChange,
+    EventStatus,
+    FeatureSpec,
+    ModelVersion,
+    OutboxRecord,
+    TrafficPolicy,
+    iter_pages,
+)
+from tracking.errors import InvalidInput, TrackingError
 from tracking.logger import ExperimentLogger
 from tracking.registry import ModelRegistry
 
@@ -40,6 +48,14 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
 models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+traffic_app = typer.Typer(
+    help="A model's traffic policy: weights per alias, shadows, stickiness.", no_args_is_help=True
+)
+models_app.add_typer(traffic_app, name="traffic")
+events_app = typer.Typer(
+    help="Registry events (the outbox) and their delivery.", no_args_is_help=True
+)
+app.add_typer(events_app, name="events")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 # Not a terminal (a pipe, a CI log): do not squeeze tables into 80 columns.
@@ -335,6 +351,165 @@ def models_history(
             )
             for h in entries
         ],
+    )
+
+
+def _print_policy(policy: TrafficPolicy) -> None:
+    print_table(
+        f"Traffic of {policy.name} (revision {policy.revision})",
+        ["field", "value"],
+        [
+            ("weights", ", ".join(f"{alias}={w}%" for alias, w in policy.weights.items())),
+            ("shadow", ", ".join(policy.shadow) or None),
+            ("sticky", policy.sticky),
+            ("policy id", policy.policy_id),
+            ("updated", _time(policy.updated_at)),
+            ("by", policy.updated_by),
+            ("reason", policy.reason),
+        ],
+    )
+
+
+def _parse_weights(values: Sequence[str]) -> dict[str, int]:
+    weights: dict[str, int] = {}
+    for value in values:
+        alias, sep, number = value.partition("=")
+        if not sep or not number.strip().lstrip("-").isdigit():
+            raise InvalidInput(f"--weight takes alias=percent (production=90), not {value!r}")
+        if alias in weights:
+            raise InvalidInput(f"--weight names {alias!r} twice")
+        weights[alias] = int(number)
+    return weights
+
+
+@traffic_app.command("show")
+@handle_errors
+def traffic_show(
+    name: Annotated[str, typer.Argument(help="Model name.")], as_json: JsonOption = False
+) -> None:
+    """Show the model's traffic policy (production 100% when none is set)."""
+    policy = _registry().get_traffic(name)
+    if as_json:
+        print_json(policy)
+        return
+    _print_policy(policy)
+
+
+@traffic_app.command("set")
+@handle_errors
+def traffic_set(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    weight: Annotated[
+        list[str],
+        typer.Option("--weight", help="alias=percent, repeatable; the percents sum to 100."),
+    ],
+    shadow: Annotated[
+        list[str] | None,
+        typer.Option("--shadow", help="An alias scored on the same requests (repeatable)."),
+    ] = None,
+    sticky: Annotated[
+        str | None, typer.Option("--sticky", help="Request field that keeps a caller on a variant.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the history.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Split traffic between aliases, e.g. --weight production=90 --weight challenger=10."""
+    policy = _registry().set_traffic(
+        name, weights=_parse_weights(weight), shadow=shadow or [], sticky=sticky, reason=reason
+    )
+    if as_json:
+        print_json(policy)
+        return
+    _print_policy(policy)
+
+
+@traffic_app.command("clear")
+@handle_errors
+def traffic_clear(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the history.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send all traffic to production again."""
+    policy = _registry().clear_traffic(name, reason=reason)
+    if as_json:
+        print_json(policy)
+        return
+    _out.print(f"{name}: all traffic to production (revision {policy.revision})", markup=False)
+
+
+@events_app.command("list")
+@handle_errors
+def events_list(
+    status: Annotated[
+        EventStatus | None, typer.Option("--status", help="pending, delivered or dead.")
+    ] = None,
+    max_results: Annotated[int, typer.Option("--max-results", min=1, max=1000)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List registry events, oldest first, with their webhook delivery state."""
+    store, _ = build_stores(load_config())
+    page = store.list_events(status, max_results)
+    records: list[OutboxRecord] = list(page.items)
+    if as_json:
+        print_json(records)
+        return
+    print_table(
+        "Events",
+        ["when", "id", "type", "model", "alias", "from", "to", "by", "status", "attempts", "error"],
+        [
+            (
+                _time(r.event.time),
+                r.event.event_id,
+                r.event.type.value,
+                r.event.model,
+                r.event.alias,
+                r.event.from_version,
+                r.event.to_version,
+                r.event.actor,
+                r.status.value,
+                r.attempts,
+                r.last_error,
+            )
+            for r in records
+        ],
+    )
+    if page.next_token:
+        _err.print(f"(more than {max_results} events; raise --max-results)", markup=False)
+
+
+@events_app.command("deliver")
+@handle_errors
+def events_deliver(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="Events to try.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """POST due events to the webhooks in EVENT_WEBHOOKS (one attempt each; run it on a timer)."""
+    from tracking.events.dispatch import Dispatcher
+
+    try:
+        config = EventsConfig()
+    except ValueError as error:
+        raise InvalidInput(f"bad event settings: {error}") from None
+    store, _ = build_stores(load_config())
+    dispatcher = Dispatcher(store, config)
+    if not dispatcher.enabled:
+        raise InvalidInput("no webhooks configured: set EVENT_WEBHOOKS")
+    report = dispatcher.deliver_due(limit=limit)
+    if as_json:
+        print_json(
+            {
+                "delivered": report.delivered,
+                "retrying": report.retrying,
+                "dead": report.dead,
+                "skipped": report.skipped,
+            }
+        )
+        return
+    _out.print(
+        f"delivered {len(report.delivered)}, retrying {len(report.retrying)}, "
+        f"dead {len(report.dead)}, skipped {len(report.skipped)}",
+        markup=False,
     )
 
 

@@ -31,7 +31,7 @@ from functions.api.observability import (
     on_lambda,
 )
 from functions.api.redaction import Redactor, storage_names
-from functions.api.routes import experiments, health, histories, models, predict
+from functions.api.routes import experiments, health, histories, models, predict, traffic
 from functions.api.schemas import error_responses
 from functions.api.settings import ApiSettings, get_settings
 from functions.api.shadow import ShadowScorer
@@ -98,6 +98,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for router, codes in (
         (predict_router, (*common, 404, 503)),
         (models.router, (*common, 404, 409, 503)),
+        (traffic.router, (*common, 404, 409, 503)),
         (experiments.router, (*common, 404, 503)),
         (histories.router, (*common, 404, 503)),
         (health.router, (500,)),

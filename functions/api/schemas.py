@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from tracking.entities import Metric
 from tracking.validation import NAME_PATTERN
@@ -56,6 +56,39 @@ class PromoteRequest(_Body):
 class RollbackRequest(_Body):
     alias: Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=128)] = "production"
     reason: Annotated[str | None, Field(max_length=1000)] = None
+
+
+_AliasName = Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=128)]
+_Reason = Annotated[str | None, Field(max_length=1000)]
+
+
+class TrafficRequest(_Body):
+    weights: Annotated[
+        dict[_AliasName, StrictInt],
+        Field(
+            min_length=1,
+            max_length=8,
+            description="Alias -> integer percent (0-100), summing to 100, e.g. "
+            '{"production": 90, "challenger": 10}. Every alias must point at a version.',
+        ),
+    ]
+    shadow: Annotated[
+        list[_AliasName],
+        Field(
+            default_factory=list,
+            max_length=8,
+            description="Aliases scored on the same requests, never answering.",
+        ),
+    ]
+    sticky: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+            description="Request field whose value keeps a caller on one variant "
+            "(e.g. player_id); none: each request is assigned at random.",
+        ),
+    ] = None
+    reason: _Reason = None
 
 
 class HealthResponse(BaseModel):

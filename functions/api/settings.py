@@ -9,10 +9,15 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tracking.config import DEFAULT_ARTIFACT_URI, DEFAULT_TRACKING_URI, TrackingConfig
+from tracking.config import (
+    DEFAULT_ARTIFACT_URI,
+    DEFAULT_TRACKING_URI,
+    EventsConfig,
+    TrackingConfig,
+)
 from tracking.validation import NAME_PATTERN
 
 SCOPES = ("predict", "read", "admin")
@@ -39,7 +44,8 @@ class ApiKeySpec(BaseModel):
 class ApiSettings(BaseSettings):
     """Everything the server reads from its environment."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused setting is named, never echoed (API_KEYS, EVENT_WEBHOOKS).
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, validation_alias="TRACKING_URI")
     artifact_uri: str = Field(default=DEFAULT_ARTIFACT_URI, validation_alias="ARTIFACT_URI")
@@ -62,6 +68,25 @@ class ApiSettings(BaseSettings):
     )
     docs_enabled: bool = Field(default=True, validation_alias="DOCS_ENABLED")
     load_models_on_start: bool = Field(default=True, validation_alias="LOAD_MODELS_ON_START")
+    # Webhook delivery of registry events (tracking.config.EventsConfig documents them); kept
+    # as given here and checked by events_config(), so one parser serves the CLI and the API.
+    event_webhooks: str = Field(default="", validation_alias="EVENT_WEBHOOKS", repr=False)
+    event_webhook_allow_http_loopback: bool = Field(
+        default=False, validation_alias="EVENT_WEBHOOK_ALLOW_HTTP_LOOPBACK"
+    )
+    event_max_attempts: int = Field(default=8, validation_alias="EVENT_MAX_ATTEMPTS")
+    event_backoff_seconds: float = Field(default=30.0, validation_alias="EVENT_BACKOFF_SECONDS")
+    event_backoff_max_seconds: float = Field(
+        default=6 * 3600.0, validation_alias="EVENT_BACKOFF_MAX_SECONDS"
+    )
+    #: The API's delivery pass after a registry change runs with this per-request timeout and
+    #: stops starting deliveries after EVENT_DELIVERY_BUDGET_SECONDS.
+    event_webhook_timeout_seconds: float = Field(
+        default=2.0, validation_alias="EVENT_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    event_delivery_budget_seconds: float = Field(
+        default=2.0, ge=0.0, le=20.0, validation_alias="EVENT_DELIVERY_BUDGET_SECONDS"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -88,6 +113,22 @@ class ApiSettings(BaseSettings):
             if len(name) > 128 or not NAME_PATTERN.fullmatch(name) or ".." in name:
                 raise ValueError(f"SERVED_MODELS: {name!r} is not a valid model name")
         return tuple(dict.fromkeys(names))  # duplicates would be served (and routed) twice
+
+    @model_validator(mode="after")
+    def _check_events(self) -> ApiSettings:
+        self.events_config()  # a bad EVENT_WEBHOOKS stops the server at start, not at delivery
+        return self
+
+    def events_config(self) -> EventsConfig:
+        """The webhook settings, parsed and checked (a bad entry raises ``ValueError``)."""
+        return EventsConfig(
+            EVENT_WEBHOOKS=self.event_webhooks,
+            EVENT_WEBHOOK_ALLOW_HTTP_LOOPBACK=self.event_webhook_allow_http_loopback,
+            EVENT_MAX_ATTEMPTS=self.event_max_attempts,
+            EVENT_BACKOFF_SECONDS=self.event_backoff_seconds,
+            EVENT_BACKOFF_MAX_SECONDS=self.event_backoff_max_seconds,
+            EVENT_WEBHOOK_TIMEOUT_SECONDS=self.event_webhook_timeout_seconds,
+        )
 
     def tracking_config(self) -> TrackingConfig:
         return TrackingConfig(TRACKING_URI=self.tracking_uri, ARTIFACT_URI=self.artifact_uri)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from functions.api.auth import AuthRoute, requires
 from functions.api.deps import IdempotencyDep, PrincipalDep, RegistryDep
+from functions.api.events import DeliveryDep
 from functions.api.idempotency import IdempotencyKey, run_once
 from functions.api.schemas import (
     MaxResults,
@@ -79,10 +80,11 @@ def promote(
     registry: RegistryDep,
     idempotency: IdempotencyDep,
     principal: PrincipalDep,
+    delivery: DeliveryDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ModelVersionInfo | Response:
     """Point an alias (production, staging, ...) at a version; recorded with the key's name."""
-    return run_once(
+    answer = run_once(
         request,
         principal,
         idempotency,
@@ -92,6 +94,8 @@ def promote(
             registry.promote(name, version, to=body.to, reason=body.reason, actor=principal.name)
         ),
     )
+    delivery.after_change()
+    return answer
 
 
 @router.post("/{name}/rollback", response_model=ModelVersionInfo, openapi_extra=requires("admin"))
@@ -101,12 +105,13 @@ def rollback(
     registry: RegistryDep,
     idempotency: IdempotencyDep,
     principal: PrincipalDep,
+    delivery: DeliveryDep,
     body: RollbackRequest | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> ModelVersionInfo | Response:
     """Move an alias (default production) back to the version it pointed at before."""
     change = body or RollbackRequest()
-    return run_once(
+    answer = run_once(
         request,
         principal,
         idempotency,
@@ -116,3 +121,5 @@ def rollback(
             registry.rollback(name, alias=change.alias, reason=change.reason, actor=principal.name)
         ),
     )
+    delivery.after_change()
+    return answer

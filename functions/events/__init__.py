@@ -1,0 +1,1 @@
+"""The stream function: outbox inserts from DynamoDB Streams onto EventBridge."""
