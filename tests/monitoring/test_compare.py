@@ -41,7 +41,8 @@ def test_random_scores_have_auc_near_half_and_the_interval_covers_it() -> None:
     result = compare.quality(labels, rng.random(4000), resamples=400)
     interval = result.metrics["auc"]
     assert interval.value == pytest.approx(0.5, abs=0.03)
-    assert interval.low is not None and interval.high is not None
+    assert interval.low is not None
+    assert interval.high is not None
     assert interval.low < 0.5 < interval.high
     assert interval.high - interval.low < 0.06
 
@@ -58,7 +59,8 @@ def test_interval_covers_the_true_auc_of_a_known_model() -> None:
     scores = rng.normal(labels.astype(float), 1.0)
     probabilities = 1 / (1 + np.exp(-scores))
     interval = compare.quality(labels, probabilities, resamples=500).metrics["auc"]
-    assert interval.low is not None and interval.high is not None
+    assert interval.low is not None
+    assert interval.high is not None
     assert interval.low < 0.7602 < interval.high
 
 
@@ -70,8 +72,10 @@ def test_the_difference_of_a_better_challenger_is_positive_and_its_interval_excl
     challenger = compare.quality(labels, good, resamples=300)
     baseline = compare.quality(labels, weak, resamples=300)
     diff = compare.difference(challenger, baseline)["auc"]
-    assert diff.value is not None and diff.low is not None
-    assert diff.value > 0.2 and diff.low > 0.0
+    assert diff.value is not None
+    assert diff.low is not None
+    assert diff.value > 0.2
+    assert diff.low > 0.0
 
 
 def test_bootstrap_is_reproducible_with_a_seed() -> None:
