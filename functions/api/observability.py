@@ -91,6 +91,17 @@ def publish_predictions_by_risk(model: str, counts: Mapping[str, int]) -> None:
             pass
 
 
+def publish_prediction_log_dropped(counts: Mapping[tuple[str, str], int]) -> None:
+    """EMF ``PredictionLogDropped`` per model and reason (one document per label set)."""
+    for (model, reason), count in counts.items():
+        dimensions = {"service": SERVICE, "model": model, "reason": reason}
+        with single_metric(
+            name="PredictionLogDropped", unit=MetricUnit.Count, value=count,
+            namespace=metrics.namespace, default_dimensions=dimensions,
+        ):  # fmt: skip
+            pass
+
+
 def _write_request_line(fields: dict[str, Any]) -> None:
     """One JSON line per request, with Powertools' keys, written straight to stdout.
 
@@ -118,6 +129,7 @@ class _Metrics:
     model_load_seconds: Histogram
     cold_starts: Counter
     refresh_failures: Counter
+    prediction_log_dropped: Counter
 
 
 METRICS = _Metrics(
@@ -141,6 +153,11 @@ METRICS = _Metrics(
     cold_starts=Counter("cold_starts_total", "Processes (Lambda environments) started"),
     refresh_failures=Counter(
         "model_refresh_failures_total", "Failed reads or loads of a served model", ["model"]
+    ),
+    prediction_log_dropped=Counter(
+        "prediction_log_dropped_total",
+        "Prediction log records dropped (buffer_full, store_error, shutdown)",
+        ["model", "reason"],
     ),
 )  # fmt: skip
 
