@@ -11,9 +11,11 @@ access them during the init phase, which is where the models are loaded and warm
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 import warnings
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,8 +32,9 @@ from functions.api.observability import (
     metrics,
     on_lambda,
 )
+from functions.api.prediction_log import PredictionLog
 from functions.api.redaction import Redactor, storage_names
-from functions.api.routes import experiments, health, histories, models, predict
+from functions.api.routes import experiments, health, histories, models, monitoring, predict
 from functions.api.schemas import error_responses
 from functions.api.settings import ApiSettings, get_settings
 from tracking import ExperimentLogger, ModelRegistry
@@ -55,7 +58,30 @@ def create_app(settings: ApiSettings) -> FastAPI:
         cache_dir=settings.cache_dir(),
         allow_pickle=settings.allow_pickle_models,
     )
+    prediction_log = PredictionLog(
+        artifacts,
+        enabled=settings.prediction_log_enabled,
+        sample_rate=settings.prediction_log_sample_rate,
+        include_features=settings.prediction_log_features,
+        buffer_size=settings.prediction_log_buffer_size,
+        batch_size=settings.prediction_log_batch_size,
+        flush_seconds=settings.prediction_log_flush_seconds,
+        publish_emf=on_lambda(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # On Lambda (lifespan off) the log's thread starts with its first record instead, and
+        # each invocation flushes it (see functions/api/prediction_log.py).
+        if settings.prediction_log_enabled:
+            prediction_log.start()
+        try:
+            yield
+        finally:
+            prediction_log.close(timeout=settings.prediction_log_flush_timeout_seconds + 2.0)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ML tracking and churn prediction API",
         version="1.0.0",
         description=DESCRIPTION,
@@ -78,6 +104,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.registry = registry
     app.state.logger = tracking_logger
     app.state.model_cache = cache
+    app.state.prediction_log = prediction_log
     app.state.started = time.monotonic()
     app.state.redact = Redactor(storage_names(store, artifacts))
     app.state.idempotency = store
@@ -88,6 +115,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         (models.router, (*common, 404, 409, 503)),
         (experiments.router, (*common, 404, 503)),
         (histories.router, (*common, 404, 503)),
+        (monitoring.router, (*common, 404, 503)),
         (health.router, (500,)),
     ):
         app.include_router(router, responses=error_responses(*codes))
@@ -152,11 +180,18 @@ def _handler() -> Any:
     # EMF metrics (with the cold-start metric) flushed at the end of each invocation.
     with_metrics = metrics.log_metrics(with_context, capture_cold_start_metric=True)
 
+    app = _app()
+    flush_timeout = app.state.settings.prediction_log_flush_timeout_seconds
+
     def handler(event: dict[str, Any], context: Any) -> Any:
         with warnings.catch_warnings():
             # Health checks and reads add no metric; Powertools warns about that on every one.
             warnings.filterwarnings("ignore", message="No application metrics to publish")
-            return with_metrics(event, context)
+            answer = with_metrics(event, context)
+        # The environment freezes once this returns, the log's writer thread with it: write the
+        # invocation's records now, waiting no longer than the bound (instant when none).
+        app.state.prediction_log.flush(flush_timeout)
+        return answer
 
     return handler
 
