@@ -1,4 +1,4 @@
-"""``put_object`` / ``list_objects`` / ``get_object`` (the prediction log's storage) on every backend."""
+"""put_object, list_objects and get_object (the prediction log's storage) on every backend."""
 
 from __future__ import annotations
 
@@ -71,3 +71,32 @@ def test_get_missing_and_oversized(backend: Backend) -> None:
     with pytest.raises(IntegrityError):
         store.get_object("predictions/churn/big", max_bytes=99)
     assert store.get_object("predictions/churn/big", max_bytes=100) == b"x" * 100
+
+
+def test_the_prediction_log_and_outcomes_read_back_on_every_backend(backend: Backend) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tracking.monitoring.feedback import Outcome, join_labels, read_outcomes, write_outcomes
+    from tracking.monitoring.prediction_log import (
+        encode,
+        hour_folder,
+        object_name,
+        read_predictions,
+    )
+
+    store = backend.artifacts
+    now = datetime(2026, 12, 2, 19, 30, tzinfo=UTC)
+    for hours_ago in (0, 1, 30):  # 30 h ago is outside a 24 h window
+        at = now - timedelta(hours=hours_ago)
+        records = [{"request_id": f"r{hours_ago}", "row": 0, "time": int(at.timestamp() * 1000),
+                    "model": "churn", "score": 0.5, "sticky": f"p{hours_ago}"}]  # fmt: skip
+        store.put_object(f"{hour_folder('predictions', 'churn', at)}/{object_name(at)}",
+                         encode(records))  # fmt: skip
+    found = list(read_predictions(store, "churn", now - timedelta(hours=24), now))
+    assert sorted(r["request_id"] for r in found) == ["r0", "r1"]
+    write_outcomes(store, "churn", [Outcome(request_id="r0", label=1),
+                                    Outcome(key="p1", label=0)], now)  # fmt: skip
+    outcomes = read_outcomes(store, "churn", now - timedelta(hours=1), now)
+    by_id = {r["request_id"]: label for r, label in zip(found, join_labels(found, outcomes),
+                                                         strict=True)}  # fmt: skip
+    assert by_id == {"r0": 1.0, "r1": 0.0}
