@@ -155,11 +155,17 @@ class PredictionLog:
         if not self.enabled or not records:
             return 0
         try:
-            chosen = [records[i] for i in self._sampled(len(records))]
+            rate = self.sample_rate
+            if rate < 1.0:
+                draw = self._random
+                records = [item for item in records if draw() < rate]
+                if not records:
+                    return 0
             if not self.include_features:
-                for item in chosen:
-                    item.pop("features", None)
-            return self._append(chosen)
+                for item in records:
+                    if "features" in item:
+                        del item["features"]
+            return self._append(records)
         except Exception:  # the request path must never fail because of the log
             log.exception("prediction log: record failed")
             return 0
@@ -218,7 +224,10 @@ class PredictionLog:
         return len(taken)
 
     def _drop(self, records: Sequence[Mapping[str, Any]], reason: str) -> None:
-        counts = Counter(str(item.get("model") or "unknown") for item in records)
+        if len(records) == 1:  # the common case when the buffer is full: no Counter to build
+            counts = {str(records[0].get("model") or "unknown"): 1}
+        else:
+            counts = Counter(str(item.get("model") or "unknown") for item in records)
         with self._lock:
             for model, count in counts.items():
                 key = (model, reason)
