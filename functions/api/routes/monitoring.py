@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from functions.api.auth import AuthRoute, requires
 from functions.api.deps import RegistryDep
@@ -29,6 +29,10 @@ Since = Annotated[
 ]
 
 
+class FeedbackRequest(RootModel[list[Outcome]]):
+    """Outcomes, each naming its prediction by ``request_id`` (and ``row``) or sticky ``key``."""
+
+
 class FeedbackResponse(BaseModel):
     accepted: int
     model: str
@@ -41,17 +45,18 @@ class FeedbackResponse(BaseModel):
     openapi_extra=requires("predict"),
 )
 def post_feedback(
-    request: Request, name: NamePath, body: list[Outcome], registry: RegistryDep
+    request: Request, name: NamePath, body: FeedbackRequest, registry: RegistryDep
 ) -> FeedbackResponse:
     """Record outcomes (labels) of logged predictions, by request id or sticky key value."""
     limit: int = request.app.state.settings.feedback_max_items
-    if not body:
+    outcomes = body.root
+    if not outcomes:
         raise ApiError(422, "invalid_input", "the body must hold at least one outcome")
-    if len(body) > limit:
+    if len(outcomes) > limit:
         raise ApiError(422, "invalid_input", f"at most {limit} outcomes per request")
     registry.get_model(name)
-    write_outcomes(registry.artifacts, name, body, datetime.now(UTC))
-    return FeedbackResponse(accepted=len(body), model=name)
+    write_outcomes(registry.artifacts, name, outcomes, datetime.now(UTC))
+    return FeedbackResponse(accepted=len(outcomes), model=name)
 
 
 @router.get(
