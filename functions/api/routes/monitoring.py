@@ -25,7 +25,11 @@ router = APIRouter(route_class=AuthRoute, tags=["monitoring"])
 
 Since = Annotated[
     str,
-    Query(max_length=16, description="The window, ending now: 30m, 24h, 7d (at most 31d)."),
+    Query(
+        max_length=16,
+        pattern=r"^[0-9]{1,6}[mhd]$",
+        description="The window, ending now: 30m, 24h, 7d (at most 31d).",
+    ),
 ]
 
 
