@@ -203,3 +203,20 @@ def test_log_predictions_samples_before_building(rate: float) -> None:
                                      answers=answers, rows=rows)  # fmt: skip
     assert abs(taken - 4000 * rate) < 5 * (4000 * rate * (1 - rate)) ** 0.5
     recorder.close()
+
+
+def test_drops_are_published_as_emf_when_on_lambda(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    recorder = PredictionLog(FailingStore(tmp_path), clock=_clock, retries=1, publish_emf=True)
+    recorder.record(_records(4, model="emf"))
+    assert recorder.flush(5.0)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+                 if "PredictionLogDropped" in line]  # fmt: skip
+    (document,) = documents
+    assert document["PredictionLogDropped"] == [4.0]
+    assert document["model"] == "emf"
+    assert document["reason"] == "store_error"
+    recorder.close()
