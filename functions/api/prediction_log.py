@@ -129,6 +129,7 @@ class PredictionLog:
         self._requested = 0
         self._completed = 0
         self._stopping = False
+        self._writing = False
         self._thread: threading.Thread | None = None
         self._dropped_children: dict[tuple[str, str], Any] = {}
         self._pending_emf: Counter[tuple[str, str]] = Counter()
@@ -259,7 +260,8 @@ class PredictionLog:
         Never raises; a slow store makes it return ``False`` after ``timeout``, not later.
         """
         with self._lock:
-            if not self._buffer and not self._pending_emf:
+            # A batch the writer already took counts too: it is not stored until the cycle ends.
+            if not self._buffer and not self._pending_emf and not self._writing:
                 return True
             if self._thread is None:
                 self._start_locked()
@@ -306,6 +308,7 @@ class PredictionLog:
             target = self._requested
         with self._lock:
             batch, self._buffer = self._buffer, []
+            self._writing = bool(batch)
         groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
         for item in batch:
             at = datetime.fromtimestamp(float(item.get("time") or 0) / 1000, tz=UTC)
@@ -314,6 +317,8 @@ class PredictionLog:
             for start in range(0, len(items), self.batch_size):
                 self._write(folder, items[start : start + self.batch_size])
         self._publish()
+        with self._lock:
+            self._writing = False
         with self._done:
             self._completed = max(self._completed, target)
             self._done.notify_all()

@@ -220,3 +220,19 @@ def test_drops_are_published_as_emf_when_on_lambda(
     assert document["model"] == "emf"
     assert document["reason"] == "store_error"
     recorder.close()
+
+
+def test_flush_waits_for_a_batch_the_writer_already_took(tmp_path: Path) -> None:
+    store = StallingStore(tmp_path)
+    recorder = PredictionLog(store, clock=_clock, batch_size=5)
+    recorder.record(_records(5, model="inflight"))  # a full batch: the writer takes it
+    deadline = time.monotonic() + 5
+    while recorder._buffer and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not recorder._buffer
+    # The buffer is empty, but the batch is not stored: flush must not report success.
+    assert recorder.flush(0.1) is False
+    store.release.set()
+    assert recorder.flush(5.0)
+    assert len(store.list_objects("predictions/inflight")) == 1
+    recorder.close()
