@@ -16,6 +16,13 @@ On Lambda the process is frozen as soon as the response is returned, background 
 included: the handler calls ``flush(timeout)`` before answering, which asks the thread to write
 now and waits at most ``timeout`` seconds (``PREDICTION_LOG_FLUSH_TIMEOUT_SECONDS``). Whatever is
 not written by then is written after the next thaw, or lost if the environment is recycled.
+
+From a prediction route, after the answer is computed (the app holds one log)::
+
+    request.app.state.prediction_log.log_predictions(
+        request_id=request.state.request_id, model=name, variant=variant,
+        answers=records, rows=rows, sticky_field=policy_sticky_field_or_None,
+    )
 """
 
 from __future__ import annotations
