@@ -513,6 +513,110 @@ def events_deliver(
     )
 
 
+SinceOption = Annotated[
+    str, typer.Option("--since", help="The window, ending now: 30m, 24h, 7d (at most 31d).")
+]
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    return "-" if not isinstance(value, int | float) else f"{value:.{digits}f}"
+
+
+def _ci(interval: dict[str, Any]) -> str:
+    if interval.get("value") is None:
+        return "-"
+    if interval.get("low") is None:
+        return _fmt(interval["value"])
+    return f"{_fmt(interval['value'])} [{_fmt(interval['low'])}, {_fmt(interval['high'])}]"
+
+
+@app.command("ab")
+@handle_errors
+def ab(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    since: SinceOption = "24h",
+    as_json: JsonOption = False,
+) -> None:
+    """Compare a model's variants: requests, scores, and AUC/logloss/Brier with 95% CIs."""
+    from tracking.monitoring.prediction_log import parse_since
+    from tracking.monitoring.reports import traffic_report
+
+    report = traffic_report(_registry(), name, since=parse_since(since), now=datetime.now(UTC))
+    if as_json:
+        print_json(report)
+        return
+    rows = []
+    for v in report["variants"]:
+        quantiles = v["scores"]["quantiles"]
+        rows.append((
+            v["variant"] + (" (baseline)" if v["variant"] == report["baseline"] else ""),
+            v["requests"],
+            ", ".join(f"{k}:{n}" for k, n in sorted(v["versions"].items())),
+            _fmt(quantiles.get("p50")),
+            f"{_fmt(quantiles.get('p5'))}-{_fmt(quantiles.get('p95'))}",
+            v["labelled"],
+            _ci(v["metrics"]["auc"]),
+            _ci(v["metrics"]["logloss"]),
+            _ci(v["metrics"]["brier"]),
+        ))  # fmt: skip
+    print_table(
+        f"{name}: variants since {since} ({report['requests']} predictions)",
+        ["variant", "requests", "versions", "score p50", "p5-p95", "labelled",
+         "AUC [95% CI]", "logloss", "Brier"],
+        rows,
+    )  # fmt: skip
+    if report["differences"]:
+        print_table(
+            f"Difference from {report['baseline']} (challenger - baseline, 95% CI)",
+            ["variant", "AUC", "logloss", "Brier"],
+            [
+                (d["variant"], _ci(d["metrics"]["auc"]), _ci(d["metrics"]["logloss"]),
+                 _ci(d["metrics"]["brier"]))
+                for d in report["differences"]
+            ],
+        )  # fmt: skip
+    if report["truncated"]:
+        _out.print("note: the window holds more predictions than a report reads; truncated")
+
+
+@app.command("drift")
+@handle_errors
+def drift_command(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    since: SinceOption = "24h",
+    as_json: JsonOption = False,
+) -> None:
+    """PSI and KS of the live score (and features, when logged) against the training profile."""
+    from tracking.monitoring.prediction_log import parse_since
+    from tracking.monitoring.reports import drift_report
+
+    report = drift_report(_registry(), name, since=parse_since(since), now=datetime.now(UTC))
+    if as_json:
+        print_json(report)
+        return
+    rows = []
+    for entry in report["variants"]:
+        checks = [("score", entry.get("score")), *sorted((entry.get("features") or {}).items())]
+        for column, result in checks:
+            if result is None:
+                continue
+            rows.append((
+                entry["variant"], entry["version"], column, result["rows"], _fmt(result["psi"]),
+                _fmt(result["ks"]), _fmt(result["null_rate"], 2),
+                _fmt(result["train_null_rate"], 2), result["level"].upper()
+                if result["drift"] else result["level"],
+            ))  # fmt: skip
+    print_table(
+        f"{name}: drift since {since} ({report['rows']} predictions; PSI > "
+        f"{report['psi_alert']} is drift)",
+        ["variant", "version", "column", "rows", "PSI", "KS", "nulls", "train nulls", "level"],
+        rows,
+    )
+    for entry in report["variants"]:
+        if entry.get("note"):
+            _out.print(f"{entry['variant']} {entry['version']}: {entry['note']}", markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -11,9 +11,11 @@ access them during the init phase, which is where the models are loaded and warm
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 import warnings
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,8 +32,17 @@ from functions.api.observability import (
     metrics,
     on_lambda,
 )
+from functions.api.prediction_log import PredictionLog, prediction_records
 from functions.api.redaction import Redactor, storage_names
-from functions.api.routes import experiments, health, histories, models, predict, traffic
+from functions.api.routes import (
+    experiments,
+    health,
+    histories,
+    models,
+    monitoring,
+    predict,
+    traffic,
+)
 from functions.api.schemas import error_responses
 from functions.api.settings import ApiSettings, get_settings
 from functions.api.shadow import ShadowScorer
@@ -59,7 +70,30 @@ def create_app(settings: ApiSettings) -> FastAPI:
         cache_dir=settings.cache_dir(),
         allow_pickle=settings.allow_pickle_models,
     )
+    prediction_log = PredictionLog(
+        artifacts,
+        enabled=settings.prediction_log_enabled,
+        sample_rate=settings.prediction_log_sample_rate,
+        include_features=settings.prediction_log_features,
+        buffer_size=settings.prediction_log_buffer_size,
+        batch_size=settings.prediction_log_batch_size,
+        flush_seconds=settings.prediction_log_flush_seconds,
+        publish_emf=on_lambda(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # On Lambda (lifespan off) the log's thread starts with its first record instead, and
+        # each invocation flushes it (see functions/api/prediction_log.py).
+        if settings.prediction_log_enabled:
+            prediction_log.start()
+        try:
+            yield
+        finally:
+            prediction_log.close(timeout=settings.prediction_log_flush_timeout_seconds + 2.0)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ML tracking and churn prediction API",
         version="1.0.0",
         description=DESCRIPTION,
@@ -82,7 +116,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.registry = registry
     app.state.logger = tracking_logger
     app.state.model_cache = cache
-    app.state.shadow = ShadowScorer()
+    app.state.shadow = ShadowScorer(sink=functools.partial(_log_shadow, prediction_log))
+    app.state.prediction_log = prediction_log
     app.state.started = time.monotonic()
     app.state.redact = Redactor(storage_names(store, artifacts))
     app.state.idempotency = store
@@ -101,6 +136,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         (traffic.router, (*common, 404, 409, 503)),
         (experiments.router, (*common, 404, 503)),
         (histories.router, (*common, 404, 503)),
+        (monitoring.router, (*common, 404, 503)),
         (health.router, (500,)),
     ):
         app.include_router(router, responses=error_responses(*codes))
@@ -112,6 +148,26 @@ def create_app(settings: ApiSettings) -> FastAPI:
     if not len(app.state.keyring):
         logger.warning("no API keys configured: every route but /health and /ready answers 401")
     return app
+
+
+def _log_shadow(
+    prediction_log: PredictionLog,
+    name: str,
+    alias: str,
+    answers: list[dict[str, Any]],
+    rows: list[Any],
+    request_ids: list[str],
+) -> None:
+    """Shadow answers go to the prediction log under their alias, marked as never served."""
+    records = []
+    for answer, row, request_id in zip(answers, rows, request_ids, strict=True):
+        built = prediction_records(request_id=request_id, model=name, variant=alias,
+                                   answers=[answer], rows=[row],
+                                   include_features=prediction_log.include_features)  # fmt: skip
+        for record in built:
+            record["shadow"] = True
+        records.extend(built)
+    prediction_log.record(records)
 
 
 def _document_security(app: FastAPI) -> None:
@@ -163,11 +219,18 @@ def _handler() -> Any:
     # EMF metrics (with the cold-start metric) flushed at the end of each invocation.
     with_metrics = metrics.log_metrics(with_context, capture_cold_start_metric=True)
 
+    app = _app()
+    flush_timeout = app.state.settings.prediction_log_flush_timeout_seconds
+
     def handler(event: dict[str, Any], context: Any) -> Any:
         with warnings.catch_warnings():
             # Health checks and reads add no metric; Powertools warns about that on every one.
             warnings.filterwarnings("ignore", message="No application metrics to publish")
-            return with_metrics(event, context)
+            answer = with_metrics(event, context)
+        # The environment freezes once this returns, the log's writer thread with it: write the
+        # invocation's records now, waiting no longer than the bound (instant when none).
+        app.state.prediction_log.flush(flush_timeout)
+        return answer
 
     return handler
 

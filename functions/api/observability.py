@@ -107,6 +107,17 @@ def publish_predictions_by_risk(model: str, counts: Mapping[str, int]) -> None:
             pass
 
 
+def publish_prediction_log_dropped(counts: Mapping[tuple[str, str], int]) -> None:
+    """EMF ``PredictionLogDropped`` per model and reason (one document per label set)."""
+    for (model, reason), count in counts.items():
+        dimensions = {"service": SERVICE, "model": model, "reason": reason}
+        with single_metric(
+            name="PredictionLogDropped", unit=MetricUnit.Count, value=count,
+            namespace=metrics.namespace, default_dimensions=dimensions,
+        ):  # fmt: skip
+            pass
+
+
 def _write_request_line(fields: dict[str, Any]) -> None:
     """One JSON line per request, with Powertools' keys, written straight to stdout.
 
@@ -138,6 +149,7 @@ class _Metrics:
     shadow_seconds: Histogram
     shadow_failures: Counter
     shadow_dropped: Counter
+    prediction_log_dropped: Counter
 
 
 METRICS = _Metrics(
@@ -178,6 +190,11 @@ METRICS = _Metrics(
     shadow_dropped=Counter(
         "shadow_dropped_total", "Rows not shadow-scored because the shadow queue was full",
         ["model", "variant"],
+    ),
+    prediction_log_dropped=Counter(
+        "prediction_log_dropped_total",
+        "Prediction log records dropped (buffer_full, store_error, shutdown)",
+        ["model", "reason"],
     ),
 )  # fmt: skip
 

@@ -87,6 +87,28 @@ class ApiSettings(BaseSettings):
     event_delivery_budget_seconds: float = Field(
         default=2.0, ge=0.0, le=20.0, validation_alias="EVENT_DELIVERY_BUDGET_SECONDS"
     )
+    prediction_log_enabled: bool = Field(default=True, validation_alias="PREDICTION_LOG_ENABLED")
+    prediction_log_sample_rate: float = Field(
+        default=1.0, ge=0.0, le=1.0, validation_alias="PREDICTION_LOG_SAMPLE_RATE"
+    )
+    #: Features are player data: logged only when asked for (drift on features needs them).
+    prediction_log_features: bool = Field(default=False, validation_alias="PREDICTION_LOG_FEATURES")
+    prediction_log_buffer_size: int = Field(
+        default=10_000, ge=1, le=1_000_000, validation_alias="PREDICTION_LOG_BUFFER_SIZE"
+    )
+    prediction_log_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, validation_alias="PREDICTION_LOG_BATCH_SIZE"
+    )
+    prediction_log_flush_seconds: float = Field(
+        default=5.0, gt=0.0, le=3600.0, validation_alias="PREDICTION_LOG_FLUSH_SECONDS"
+    )
+    #: How long a Lambda invocation waits for the log before answering (the process freezes).
+    prediction_log_flush_timeout_seconds: float = Field(
+        default=0.5, ge=0.0, le=10.0, validation_alias="PREDICTION_LOG_FLUSH_TIMEOUT_SECONDS"
+    )
+    feedback_max_items: int = Field(
+        default=1000, ge=1, le=100_000, validation_alias="FEEDBACK_MAX_ITEMS"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -29,8 +29,9 @@ from functions.api.observability import METRICS
 
 log = logging.getLogger(__name__)
 
-#: Called with (model, alias, version label, records) for each scored batch (the prediction log).
-Sink = Callable[[str, str, str, list[dict[str, Any]]], None]
+#: Called with (model, alias, answers, rows, request ids) for each scored batch, the three lists
+#: aligned row by row (the prediction log's shadow records).
+Sink = Callable[[str, str, list[dict[str, Any]], list[Any], list[str]], None]
 
 
 def convert(row: BaseModel, target: Loaded) -> BaseModel | None:
@@ -49,6 +50,7 @@ class _Job:
     alias: str
     target: Loaded
     rows: list[Any]
+    request_ids: list[str]
 
 
 class ShadowScorer:
@@ -73,13 +75,15 @@ class ShadowScorer:
         self._idle = threading.Event()
         self._idle.set()
 
-    def submit(self, name: str, alias: str, target: Loaded, rows: list[Any]) -> None:
+    def submit(
+        self, name: str, alias: str, target: Loaded, rows: list[Any], request_id: str = ""
+    ) -> None:
         """Queue ``rows`` for ``target`` (the version ``alias`` points at). Never blocks long."""
         with self._wake:
             if self._pending + len(rows) > self.max_rows:
                 METRICS.shadow_dropped.labels(model=name, variant=alias).inc(len(rows))
                 return
-            self._jobs.append(_Job(name, alias, target, rows))
+            self._jobs.append(_Job(name, alias, target, rows, [request_id] * len(rows)))
             self._pending += len(rows)
             self._idle.clear()
             if self._thread is None:
@@ -94,11 +98,15 @@ class ShadowScorer:
             self._wake.notify()
         return self._idle.wait(timeout)
 
-    def score(self, name: str, alias: str, target: Loaded, rows: list[Any]) -> None:
+    def score(
+        self, name: str, alias: str, target: Loaded, rows: list[Any], request_ids: list[str]
+    ) -> None:
         """Score ``rows`` now, in this thread (Lambda: after the answer). Never raises."""
         started = time.perf_counter()
         try:
-            usable = [converted for row in rows if (converted := convert(row, target))]
+            pairs = [(converted, request_id) for row, request_id in zip(rows, request_ids,
+                     strict=True) if (converted := convert(row, target)) is not None]  # fmt: skip
+            usable = [row for row, _ in pairs]
             records = target.predictor.predict_records(usable)
         except Exception:
             METRICS.shadow_failures.labels(model=name, variant=alias).inc()
@@ -113,7 +121,7 @@ class ShadowScorer:
         )
         if self.sink is not None:
             try:
-                self.sink(name, alias, label, records)
+                self.sink(name, alias, records, usable, [request_id for _, request_id in pairs])
             except Exception:
                 log.exception("recording the shadow predictions of %s failed", name)
 
@@ -140,11 +148,13 @@ class ShadowScorer:
             for job in jobs:
                 group = groups.get(id(job.target))
                 if group is None:
-                    groups[id(job.target)] = _Job(job.name, job.alias, job.target, list(job.rows))
+                    rows, ids = list(job.rows), list(job.request_ids)
+                    groups[id(job.target)] = _Job(job.name, job.alias, job.target, rows, ids)
                 else:
                     group.rows.extend(job.rows)
+                    group.request_ids.extend(job.request_ids)
             for group in groups.values():
-                self.score(group.name, group.alias, group.target, group.rows)
+                self.score(group.name, group.alias, group.target, group.rows, group.request_ids)
             with self._wake:
                 if not self._jobs:
                     self._idle.set()

@@ -40,6 +40,7 @@ from models.churn.evaluation import (
 )
 from models.churn.features import FEATURE_NAMES, FEATURE_TYPES, ChurnFeatures, signature
 from models.churn.predictor import ChurnPrediction
+from models.churn.profile import PROFILE_TAGS, log_profile
 from models.churn.report import (
     model_card,
     plot_calibration,
@@ -202,6 +203,7 @@ def train_one(
 
         validation_scores = booster.predict(dvalidation)
         validation_auc = roc_auc(splits.validation.churned, validation_scores)
+        log_profile(run, splits.train.features, validation_scores, folder)
         thresholds = choose_thresholds(splits.validation.churned, validation_scores)
         labels = splits.test.churned
         scores = booster.predict(_matrix(splits.test))
@@ -279,6 +281,7 @@ def register(
         signature=signature(),
         output_signature=ChurnPrediction,
         description=f"XGBoost churn classifier, test AUC {result.test_metrics['test_auc']:.3f}",
+        tags=PROFILE_TAGS,
         metadata={
             "risk_thresholds": result.thresholds.as_dict(),
             "test_metrics": result.test_metrics,

@@ -170,3 +170,22 @@ def test_requests_without_a_sticky_value_are_split_at_random(tmp_path: Any) -> N
         for _ in range(200)
     )
     assert set(answers) == {"production", "challenger"}
+
+
+def test_served_predictions_and_shadows_reach_the_log_and_the_report(app: FastAPI) -> None:
+    client = TestClient(app)
+    answers = {}
+    for player in PLAYERS[:200]:
+        response = client.post("/predict/churn", json=_row(player), headers=SCORER)
+        answers[response.headers["x-request-id"]] = response
+    assert app.state.shadow.drain(timeout=30)
+    assert app.state.prediction_log.flush(10.0)
+    report = client.get("/models/churn/traffic/report?since=1h", headers=READER)
+    assert report.status_code == 200, report.text
+    body = report.json()
+    variants = {entry["variant"]: entry for entry in body["variants"]} if isinstance(
+        body.get("variants"), list) else body["variants"]  # fmt: skip
+    assert {"production", "challenger", "staging"} <= set(variants)
+    served = sum(1 for r in answers.values() if r.headers["X-Model-Variant"] == "challenger")
+    assert variants["challenger"]["requests"] == served
+    assert variants["staging"]["requests"] == 200  # the shadow scored every request

@@ -14,6 +14,7 @@ from models.churn.features import FEATURE_NAMES, ChurnFeatures
 from models.churn.train import TrainConfig, app, run_training
 from tests.contract.conftest import Backend
 from tracking import ExperimentLogger, InvalidInput, ModelRegistry, Stage
+from tracking.monitoring.reports import load_profile
 
 SMALL = TrainConfig(rows=3000, n_estimators=60, early_stopping_rounds=15, seed=3)
 PLOTS = ("roc", "precision_recall", "calibration", "feature_importance")
@@ -73,6 +74,13 @@ def test_training_tracks_registers_and_promotes(
     version = result.version
     assert version is not None
     assert version.stage is Stage.PRODUCTION
+    # The drift profile: logged with the run, named by the version, read back verified.
+    assert version.tags["profile_artifact"] == "profile"
+    profile = load_profile(registry, version.name, version.version)
+    assert profile is not None
+    assert set(profile["features"]) == set(FEATURE_NAMES)
+    assert profile["score"]["count"] == int(SMALL.rows * 0.15)  # the validation split
+    assert {spec["count"] for spec in profile["features"].values()} == {int(SMALL.rows * 0.7)}
     assert [s.name for s in version.signature] == ["player_id", *FEATURE_NAMES]
     assert [s.name for s in version.output_signature] == [
         "player_id", "churn_probability", "risk_level", "model_version"

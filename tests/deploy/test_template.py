@@ -233,8 +233,17 @@ def test_api_role_grants_exactly_what_the_api_calls(resources: dict[str, Any]) -
     assert otherwise == {"Ref": "AWS::NoValue"}
     assert secret["Action"] == "secretsmanager:GetSecretValue"
     assert secret["Resource"] == {"Ref": "ApiKeysSecretArn"}
-    no_writes_to_s3 = [a for s in _statements(document) for a in _as_list(s["Action"])]
-    assert not [action for action in no_writes_to_s3 if action.startswith("s3:Put")]
+    # The one S3 write: new objects of the prediction log and of POST /feedback, in their two
+    # folders only; model artifacts (runs/) stay read-only for the API.
+    writes = by_sid["WritePredictionLogAndFeedback"]
+    assert writes["Action"] == "s3:PutObject"
+    assert writes["Resource"] == [
+        {"Fn::Sub": "${ArtifactBucket.Arn}/${ArtifactPrefix}/predictions/*"},
+        {"Fn::Sub": "${ArtifactBucket.Arn}/${ArtifactPrefix}/feedback/*"},
+    ]
+    other_writes = [a for s in _statements(document) if s is not writes
+                    for a in _as_list(s["Action"])]  # fmt: skip
+    assert not [action for action in other_writes if action.startswith("s3:Put")]
 
 
 def test_training_policy_writes_both_tables_and_the_prefix(resources: dict[str, Any]) -> None:

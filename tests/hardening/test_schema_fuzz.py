@@ -76,13 +76,18 @@ schema.config.generation.update(with_security_parameters=False)
 
 #: Positive requests the API rejects with 422 by design, although the schema cannot say so:
 #: opaque page tokens and the filter / order-by language are free strings in the schema, and the
-#: two optional pins of /predict (``alias`` and ``version``) exclude each other. An
+#: two optional pins of /predict (``alias`` and ``version``) exclude each other; so do an
+#: outcome's ``request_id`` and ``key``, and a report's ``since`` has bounds. An
 #: ``Idempotency-Key`` is a free string too, and generated cases reuse one with other bodies.
 def _semantic_422(case: Case) -> bool:
     query = case.query or {}
     if {"page_token", "filter", "order_by"} & set(query):
         return True
     if "idempotency-key" in {name.lower() for name in case.headers or {}}:
+        return True
+    if "since" in query or case.path.startswith("/feedback/"):
+        # A window of 0 or over 31 days; an outcome naming both (or neither) of request_id
+        # and key, or more outcomes than FEEDBACK_MAX_ITEMS.
         return True
     return case.path.startswith("/predict/") and {"alias", "version"} <= set(query)
 

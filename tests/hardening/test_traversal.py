@@ -83,6 +83,7 @@ from models.rag.train import run_training as train_rag
 from tests.api.conftest import ADMIN, SEED_REQUEST, Store, make_settings, new_store
 from tests.hardening.hostile import CORPUS, LONG, Hostile, for_field
 from tracking import ExperimentLogger, ModelRegistry
+from tracking.artifacts.base import OBJECT_NAMESPACES, object_key
 from tracking.errors import AlreadyExists, Conflict, InvalidInput, NotFound, TrackingError
 from tracking.search import parse_filter, parse_order_by
 from tracking.validation import validate_name
@@ -193,13 +194,17 @@ SCHEMA = openapi_schema()
 SERVED = "churn,rag"
 COMPONENTS: dict[str, Any] = SCHEMA["components"]["schemas"]
 #: A valid body per request-body model; every body the app declares must be here.
-VALID_BODIES: dict[str, dict[str, Any]] = {
+VALID_BODIES: dict[str, Any] = {
     "ChurnFeatures": SEED_REQUEST,
     "ChurnBatchRequest": {"rows": [SEED_REQUEST]},
     "RagQuery": {"query": "how do I roll back a model?", "k": 3},
     "RagBatchRequest": {"rows": [{"query": "how do I roll back a model?", "k": 3}]},
     "PromoteRequest": {"to": "challenger", "reason": "traversal suite"},
     "RollbackRequest": {"alias": "challenger", "reason": "traversal suite"},
+    # "key": None is its default; a hostile key next to the request id is refused (one of them).
+    "FeedbackRequest": [
+        {"request_id": "r1", "key": None, "label": 1, "time": "2026-12-02T18:00:00Z"}
+    ],
 }
 #: Valid values of the query parameters and headers (path values come from the seeded store).
 VALID_VALUES = {
@@ -1070,6 +1075,12 @@ def test_error_messages_are_bounded(target: Target) -> None:
 
 def _check_key(relative: str) -> str | None:
     parts = relative.split("/")
+    if parts[0] in OBJECT_NAMESPACES:
+        # The prediction log and outcomes: every segment within the name rule, e.g.
+        # feedback/churn/2026-12-02/19/<stamp>-<hex>.jsonl.gz (keys built by the server).
+        if not _parses(lambda: object_key(relative)):
+            return f"{relative!r} is not a valid data object key"
+        return None
     if len(parts) != 4 or parts[0] != "runs":
         return f"{relative!r} is not runs/<run_id>/<name>/<file>"
     for part in parts[1:]:

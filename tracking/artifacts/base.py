@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from tracking.errors import InvalidInput
 from tracking.validation import validate_name
 
 CHUNK_SIZE = 1024 * 1024
@@ -62,6 +63,34 @@ def artifact_key(run_id: str, name: str, filename: str) -> str:
     )
 
 
+#: Top-level folders that ``put_object`` may write: the prediction log and the outcomes. Run
+#: artifacts (``runs/``) only ever come from ``upload``, with their checksum in the metadata store.
+OBJECT_NAMESPACES = frozenset({"predictions", "feedback"})
+MAX_OBJECT_DEPTH = 8
+
+
+def object_key(key: str, *, prefix: bool = False) -> str:
+    """Validate a data key (``predictions/churn/2026-12-02/19/x.jsonl.gz``) or a folder prefix.
+
+    Every segment passes the name allow-list (no ``..``, no ``/`` inside a segment, no empty
+    segment), and the first one is one of ``OBJECT_NAMESPACES``, so no key escapes its folder or
+    prefix or lands among run artifacts.
+
+    Raises:
+        InvalidInput: the key breaks one of those rules.
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidInput("an object key must be a non-empty string")
+    parts = key.split("/")
+    if len(parts) > MAX_OBJECT_DEPTH or (not prefix and len(parts) < 2):
+        raise InvalidInput(f"object key {key[:64]!r} has too many or too few segments")
+    for part in parts:
+        validate_name(part, "object key segment")
+    if parts[0] not in OBJECT_NAMESPACES:
+        raise InvalidInput(f"object keys must start with one of {sorted(OBJECT_NAMESPACES)}")
+    return key
+
+
 class ArtifactStore(abc.ABC):
     """Immutable artifact storage (a local folder or an S3 prefix)."""
 
@@ -107,3 +136,40 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def exists(self, uri: str) -> bool:
         """Whether an artifact exists at ``uri``."""
+
+    # -- data objects (prediction log, outcomes) ---------------------------------------------
+
+    @abc.abstractmethod
+    def put_object(self, key: str, data: bytes) -> str:
+        """Write ``data`` under the relative ``key`` (see ``object_key``) and return its URI.
+
+        The object appears whole or not at all, and an existing key is never overwritten.
+
+        Raises:
+            InvalidInput: ``key`` breaks ``object_key``'s rules; nothing is written.
+            AlreadyExists: something is stored under ``key``.
+            StoreUnavailable: the backend failed; nothing is left under ``key``.
+        """
+
+    @abc.abstractmethod
+    def list_objects(self, prefix: str) -> list[str]:
+        """The relative keys of every object under the folder ``prefix``, sorted.
+
+        ``prefix`` is a whole-segment folder (``predictions/churn/2026-12-02``): listing it never
+        returns ``predictions/churn/2026-12-020/...``.
+
+        Raises:
+            InvalidInput: ``prefix`` breaks ``object_key``'s rules.
+            StoreUnavailable: the backend failed.
+        """
+
+    @abc.abstractmethod
+    def get_object(self, key: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """The bytes stored under ``key``.
+
+        Raises:
+            InvalidInput: ``key`` breaks ``object_key``'s rules.
+            NotFound: nothing under ``key``.
+            IntegrityError: the object is larger than ``max_bytes``.
+            StoreUnavailable: the backend failed.
+        """

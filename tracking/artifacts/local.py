@@ -15,7 +15,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from tracking.artifacts.base import CHUNK_SIZE, ArtifactStore, StoredObject, artifact_key
+from tracking.artifacts.base import (
+    CHUNK_SIZE,
+    ArtifactStore,
+    StoredObject,
+    artifact_key,
+    object_key,
+)
 from tracking.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound, StoreUnavailable
 from tracking.paths import local_names
 from tracking.validation import validate_name
@@ -274,6 +280,83 @@ class LocalArtifactStore(ArtifactStore):
             InvalidInput: ``uri`` does not belong to this store.
         """
         return self._path(uri).is_file()
+
+    # -- data objects ------------------------------------------------------------------------
+
+    def _object_path(self, key: str, *, prefix: bool = False) -> Path:
+        path = self._root.joinpath(*object_key(key, prefix=prefix).split("/"))
+        # The segments cannot escape, but a symlink planted inside the root could.
+        if not path.resolve().is_relative_to(self._root):
+            raise InvalidInput(f"object key {key[:64]!r} leads outside the store's root")
+        return path
+
+    def put_object(self, key: str, data: bytes) -> str:
+        """Write ``data`` to ``<root>/<key>`` (temporary file, then an exclusive link).
+
+        Raises:
+            InvalidInput: a bad key. AlreadyExists: the key exists.
+            StoreUnavailable: the folder cannot be written.
+        """
+        target = self._object_path(key)
+        try:
+            target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            handle, temp_name = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+            )
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write to {target.parent}: {exc}") from exc
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp, FILE_MODE)
+            self._publish(temp, target)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write object {target}: {exc}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        return self._uri(target)
+
+    def list_objects(self, prefix: str) -> list[str]:
+        """Keys of the files under the folder ``prefix`` (temporary files skipped), sorted.
+
+        Raises:
+            InvalidInput: a bad prefix. StoreUnavailable: the folder cannot be read.
+        """
+        folder = self._object_path(prefix, prefix=True)
+        if not folder.is_dir():
+            return []
+        try:
+            found = [
+                path.relative_to(self._root).as_posix()
+                for path in folder.rglob("*")
+                if path.is_file() and not path.name.startswith(".")
+            ]
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot list {folder}: {exc}") from exc
+        return sorted(found)
+
+    def get_object(self, key: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """The bytes of ``<root>/<key>``.
+
+        Raises:
+            InvalidInput: a bad key. NotFound: no such file.
+            IntegrityError: larger than ``max_bytes``. StoreUnavailable: unreadable.
+        """
+        path = self._object_path(key)
+        try:
+            with path.open("rb") as reader:
+                data = reader.read(max_bytes + 1)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise NotFound(f"no object at {key}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read object {key}: {exc}") from exc
+        if len(data) > max_bytes:
+            raise IntegrityError(f"object {key} is larger than {max_bytes} bytes")
+        return data
 
     def _uri(self, path: Path) -> str:
         return SCHEME + str(path)

@@ -25,6 +25,7 @@ from tracking.artifacts.base import (
     DatasetDigest,
     StoredObject,
     artifact_key,
+    object_key,
 )
 from tracking.artifacts.local import check_sha256, check_size, write_verified
 from tracking.errors import (
@@ -460,6 +461,80 @@ class S3ArtifactStore(ArtifactStore):
                     return False
             raise
         return True
+
+    # -- data objects ------------------------------------------------------------------------
+
+    def put_object(self, key: str, data: bytes) -> str:
+        """One ``PutObject`` with ``If-None-Match: *`` and an S3-checked SHA-256.
+
+        Raises:
+            InvalidInput: a bad key. AlreadyExists: the key exists.
+            StoreUnavailable: S3 failed.
+        """
+        full = self._key(object_key(key))
+        uri = f"{SCHEME}{self._bucket}/{full}"
+        digest = hashlib.sha256(data)
+        try:
+            self.client.put_object(
+                Bucket=self._bucket,
+                Key=full,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=_b64(digest.digest()),
+                IfNoneMatch="*",
+                Metadata={"sha256": digest.hexdigest()},
+                ContentType="application/octet-stream",
+            )
+        except Exception as exc:
+            if _is_boto_error(exc):
+                _raise_translated(exc, f"writing {uri}")
+            raise
+        return uri
+
+    def list_objects(self, prefix: str) -> list[str]:
+        """``ListObjectsV2`` under ``<prefix>/``, every page, as relative keys, sorted.
+
+        Raises:
+            InvalidInput: a bad prefix. StoreUnavailable: S3 failed.
+        """
+        folder = self._key(object_key(prefix, prefix=True)) + "/"
+        strip = len(self._prefix) + 1 if self._prefix else 0
+        keys: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=folder):
+                keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+        except Exception as exc:
+            if _is_boto_error(exc):
+                _raise_translated(exc, f"listing {folder}")
+            raise
+        return sorted(keys)
+
+    def get_object(self, key: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """The object's bytes (refused before the transfer when S3 reports it too large).
+
+        Raises:
+            InvalidInput: a bad key. NotFound: no such object.
+            IntegrityError: larger than ``max_bytes``. StoreUnavailable: S3 failed.
+        """
+        full = self._key(object_key(key))
+        try:
+            answer = self.client.get_object(Bucket=self._bucket, Key=full)
+            body = answer["Body"]
+            try:
+                length = answer.get("ContentLength")
+                if length is not None and length > max_bytes:
+                    raise IntegrityError(f"object {key} is larger than {max_bytes} bytes")
+                data: bytes = body.read(max_bytes + 1)
+            finally:
+                body.close()
+        except Exception as exc:
+            if _is_boto_error(exc):
+                _raise_translated(exc, f"reading {key}")
+            raise
+        if len(data) > max_bytes:
+            raise IntegrityError(f"object {key} is larger than {max_bytes} bytes")
+        return data
 
     # -- keys --------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from functions.api.observability import (
     publish_predictions_by_risk,
     publish_predictions_by_variant,
 )
+from functions.api.prediction_log import PredictionLog
 from functions.api.shadow import ShadowScorer, convert
 from functions.api.traffic import PRODUCTION
 from models.serving import ServedModel
@@ -200,16 +201,44 @@ def _shadows(request: Request, name: str, scored: Scored, rows: list[Any]) -> Ba
     if not scored.shadows:
         return None
     scorer: ShadowScorer = request.app.state.shadow
+    request_id = _request_id(request)
     if lambda_configured():
-        return BackgroundTask(_score_now, scorer, name, scored, rows)
+        return BackgroundTask(_score_now, scorer, name, scored, rows, request_id)
     for alias, target in zip(scored.shadow_names, scored.shadows, strict=True):
-        scorer.submit(name, alias, target, rows)
+        scorer.submit(name, alias, target, rows, request_id)
     return None
 
 
-def _score_now(scorer: ShadowScorer, name: str, scored: Scored, rows: list[Any]) -> None:
+def _score_now(
+    scorer: ShadowScorer, name: str, scored: Scored, rows: list[Any], request_id: str
+) -> None:
     for alias, target in zip(scored.shadow_names, scored.shadows, strict=True):
-        scorer.score(name, alias, target, rows)
+        scorer.score(name, alias, target, rows, [request_id] * len(rows))
+
+
+def _request_id(request: Request) -> str:
+    state = request.scope.get("state") or {}
+    return str(state.get("request_id", ""))
+
+
+def _log(request: Request, name: str, scored: Scored, rows: list[Any]) -> None:
+    """Hand the answers to the prediction log (a buffer append per variant; never raises)."""
+    log_: PredictionLog = request.app.state.prediction_log
+    if not log_.enabled:
+        return
+    split, _ = request.app.state.model_cache.traffic(name)
+    sticky = None if split is None else split.sticky
+    request_id = _request_id(request)
+    variants = set(scored.variants)
+    if len(variants) == 1:
+        log_.log_predictions(request_id=request_id, model=name, variant=scored.variants[0],
+                             answers=scored.records, rows=rows, sticky_field=sticky)  # fmt: skip
+        return
+    for variant in variants:
+        indexes = [i for i, v in enumerate(scored.variants) if v == variant]
+        log_.log_predictions(request_id=request_id, model=name, variant=variant,
+                             answers=[scored.records[i] for i in indexes],
+                             rows=[rows[i] for i in indexes], sticky_field=sticky)  # fmt: skip
 
 
 def _json(body: Any, variant: str, background: BackgroundTask | None = None) -> Response:
@@ -246,6 +275,7 @@ def _single(name: str) -> Endpoint:
     async def predict(request: Request) -> Response:
         scored, rows, served = await _answer(request, name, batch=False)
         _count(name, served, scored)
+        _log(request, name, scored, rows)
         background = _shadows(request, name, scored, rows)
         return _json(scored.records[0], scored.variants[0], background)
 
@@ -256,6 +286,7 @@ def _batch(name: str) -> Endpoint:
     async def predict_batch(request: Request) -> Response:
         scored, rows, served = await _answer(request, name, batch=True)
         _count(name, served, scored)
+        _log(request, name, scored, rows)
         background = _shadows(request, name, scored, rows)
         model_version = ",".join(dict.fromkeys(scored.labels))
         body = {"predictions": scored.records, "model_version": model_version}

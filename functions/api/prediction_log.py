@@ -1,0 +1,364 @@
+"""The prediction log's recorder: bounded, batched, off the request path.
+
+``record`` (and ``log_predictions``, which builds the records from a route's answers) only
+samples, stamps and appends to an in-memory buffer under a lock held for an append: O(1) per
+record, no I/O, never raises. The buffer is bounded (``PREDICTION_LOG_BUFFER_SIZE``); a record
+that finds it full is dropped and counted (``prediction_log_dropped_total{model,reason}``, and
+EMF ``PredictionLogDropped`` on Lambda), so a slow or failing artifact store costs predictions
+nothing but the records it cannot take.
+
+A daemon thread writes the buffer every ``PREDICTION_LOG_FLUSH_SECONDS``, or as soon as it holds
+``PREDICTION_LOG_BATCH_SIZE`` records: one gzipped JSON Lines object per model and UTC hour (see
+``tracking.monitoring.prediction_log``). A failed write is retried a few times with backoff, then
+the batch is dropped and counted (``store_error``).
+
+On Lambda the process is frozen as soon as the response is returned, background thread
+included: the handler calls ``flush(timeout)`` before answering, which asks the thread to write
+now and waits at most ``timeout`` seconds (``PREDICTION_LOG_FLUSH_TIMEOUT_SECONDS``). Whatever is
+not written by then is written after the next thaw, or lost if the environment is recycled.
+
+From a prediction route, after the answer is computed (the app holds one log)::
+
+    request.app.state.prediction_log.log_predictions(
+        request_id=request.state.request_id, model=name, variant=variant,
+        answers=records, rows=rows, sticky_field=policy_sticky_field_or_None,
+    )
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.api.observability import METRICS, publish_prediction_log_dropped
+from tracking.artifacts.base import ArtifactStore
+from tracking.errors import AlreadyExists
+from tracking.monitoring.prediction_log import PREDICTIONS, encode, hour_folder, object_name
+
+log = logging.getLogger(__name__)
+
+#: Answer fields read as the score, in order, when the route names none.
+SCORE_KEYS = ("churn_probability", "probability", "score")
+#: A non-scoring model's answer is logged as its output up to this many characters of JSON.
+MAX_OUTPUT_CHARS = 2048
+BUFFER_FULL = "buffer_full"
+STORE_ERROR = "store_error"
+SHUTDOWN = "shutdown"
+
+
+def prediction_records(
+    *,
+    request_id: str,
+    model: str,
+    variant: str,
+    answers: Sequence[Mapping[str, Any]],
+    rows: Sequence[Any],
+    sticky_field: str | None = None,
+    include_features: bool = False,
+    score_key: str | None = None,
+    indexes: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
+    """Log records for a route's answers (``answers[i]`` is the answer to ``rows[i]``).
+
+    ``rows`` are the validated request rows (pydantic models or dicts): the sticky field's value
+    and, with ``include_features``, the features are read from them. ``indexes`` limits the
+    records to those rows (the sample).
+    """
+    chosen = range(len(answers)) if indexes is None else indexes
+    records = []
+    for index in chosen:
+        answer, row = answers[index], rows[index]
+        fields = row if isinstance(row, Mapping) else getattr(row, "__dict__", {})
+        score = answer.get(score_key) if score_key else None
+        if score is None:
+            score = next((answer[k] for k in SCORE_KEYS if k in answer), None)
+        record: dict[str, Any] = {
+            "request_id": request_id,
+            "row": index,
+            "model": model,
+            "variant": variant,
+            "version": answer.get("model_version"),
+            "score": score,
+            "risk_level": answer.get("risk_level"),
+            "sticky": None if sticky_field is None else fields.get(sticky_field),
+        }
+        if score is None:
+            output = {k: v for k, v in answer.items() if k != "model_version"}
+            record["output"] = output if len(repr(output)) <= MAX_OUTPUT_CHARS else None
+        if include_features:
+            record["features"] = dict(fields)
+        records.append(record)
+    return records
+
+
+class PredictionLog:
+    """A bounded buffer of prediction records and the thread that writes it (see module doc)."""
+
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        *,
+        enabled: bool = True,
+        sample_rate: float = 1.0,
+        include_features: bool = False,
+        buffer_size: int = 10_000,
+        batch_size: int = 1000,
+        flush_seconds: float = 5.0,
+        retries: int = 3,
+        retry_backoff: float = 0.05,
+        publish_emf: bool = False,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.artifacts = artifacts
+        self.enabled = enabled
+        self.sample_rate = sample_rate
+        self.include_features = include_features
+        self.buffer_size = buffer_size
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.retries = max(1, retries)
+        self.retry_backoff = retry_backoff
+        self.publish_emf = publish_emf
+        self._random = (rng or random.Random()).random
+        self._clock = clock
+        self._buffer: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._requested = 0
+        self._completed = 0
+        self._stopping = False
+        self._writing = False
+        self._thread: threading.Thread | None = None
+        self._dropped_children: dict[tuple[str, str], Any] = {}
+        self._pending_emf: Counter[tuple[str, str]] = Counter()
+        self.written = 0
+        self.dropped: Counter[str] = Counter()
+
+    # -- the request path --------------------------------------------------------------------
+
+    def _sampled(self, count: int) -> list[int]:
+        rate = self.sample_rate
+        if rate >= 1.0:
+            return list(range(count))
+        if rate <= 0.0:
+            return []
+        draw = self._random
+        return [index for index in range(count) if draw() < rate]
+
+    def record(self, records: list[dict[str, Any]]) -> int:
+        """Sample and buffer ready-made records; returns how many were buffered. Never raises.
+
+        The dicts are taken over by the log (stamped with ``time`` when they have none, and
+        stripped of ``features`` unless features are logged).
+        """
+        if not self.enabled or not records:
+            return 0
+        try:
+            rate = self.sample_rate
+            if rate < 1.0:
+                draw = self._random
+                records = [item for item in records if draw() < rate]
+                if not records:
+                    return 0
+            if not self.include_features:
+                for item in records:
+                    if "features" in item:
+                        del item["features"]
+            return self._append(records)
+        except Exception:  # the request path must never fail because of the log
+            log.exception("prediction log: record failed")
+            return 0
+
+    def log_predictions(
+        self,
+        *,
+        request_id: str,
+        model: str,
+        variant: str,
+        answers: Sequence[Mapping[str, Any]],
+        rows: Sequence[Any],
+        sticky_field: str | None = None,
+        score_key: str | None = None,
+    ) -> int:
+        """Sample first, then build (``prediction_records``) and buffer. Never raises."""
+        if not self.enabled or not answers:
+            return 0
+        try:
+            indexes = self._sampled(len(answers))
+            if not indexes:
+                return 0
+            built = prediction_records(
+                request_id=request_id,
+                model=model,
+                variant=variant,
+                answers=answers,
+                rows=rows,
+                sticky_field=sticky_field,
+                include_features=self.include_features,
+                score_key=score_key,
+                indexes=indexes,
+            )
+            return self._append(built)
+        except Exception:
+            log.exception("prediction log: record failed")
+            return 0
+
+    def _append(self, records: list[dict[str, Any]]) -> int:
+        if not records:
+            return 0
+        now = int(self._clock() * 1000)
+        for item in records:
+            item.setdefault("time", now)
+        with self._lock:
+            if self._thread is None and not self._stopping:
+                self._start_locked()
+            room = self.buffer_size - len(self._buffer)
+            taken = records if room >= len(records) else records[: max(room, 0)]
+            self._buffer.extend(taken)
+            full = len(self._buffer) >= self.batch_size
+        if len(taken) < len(records):
+            self._drop(records[len(taken) :], BUFFER_FULL)
+        if full and not self._wake.is_set():
+            self._wake.set()
+        return len(taken)
+
+    def _drop(self, records: Sequence[Mapping[str, Any]], reason: str) -> None:
+        if len(records) == 1:  # the common case when the buffer is full: no Counter to build
+            counts = {str(records[0].get("model") or "unknown"): 1}
+        else:
+            counts = Counter(str(item.get("model") or "unknown") for item in records)
+        with self._lock:
+            for model, count in counts.items():
+                key = (model, reason)
+                child = self._dropped_children.get(key)
+                if child is None:
+                    child = METRICS.prediction_log_dropped.labels(model=model, reason=reason)
+                    self._dropped_children[key] = child
+                child.inc(count)
+                self._pending_emf[key] += count
+                self.dropped[reason] += count
+
+    # -- the writer --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent; ``record`` also starts it on first use)."""
+        with self._lock:
+            if self._thread is None:
+                self._stopping = False
+                self._start_locked()
+
+    def _start_locked(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def flush(self, timeout: float) -> bool:
+        """Ask the writer to write everything buffered now; wait at most ``timeout`` seconds.
+
+        Returns whether everything buffered before the call was written (or dropped) in time.
+        Never raises; a slow store makes it return ``False`` after ``timeout``, not later.
+        """
+        with self._lock:
+            # A batch the writer already took counts too: it is not stored until the cycle ends.
+            if not self._buffer and not self._pending_emf and not self._writing:
+                return True
+            if self._thread is None:
+                self._start_locked()
+        with self._done:
+            self._requested += 1
+            target = self._requested
+        self._wake.set()
+        with self._done:
+            return self._done.wait_for(lambda: self._completed >= target, timeout=timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is buffered (within ``timeout``) and stop the thread.
+
+        Records still buffered when the thread does not finish in time are counted as dropped
+        (``shutdown``).
+        """
+        with self._lock:
+            thread = self._thread
+            self._stopping = True
+        if thread is None:
+            return
+        self._wake.set()
+        thread.join(timeout)
+        with self._lock:
+            left, self._buffer = self._buffer, []
+            self._thread = None if not thread.is_alive() else thread
+        if left:
+            self._drop(left, SHUTDOWN)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            stopping = self._stopping
+            try:
+                self._cycle()
+            except Exception:  # the thread must outlive any surprise
+                log.exception("prediction log: write cycle failed")
+            if stopping:
+                return
+
+    def _cycle(self) -> None:
+        with self._done:
+            target = self._requested
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            self._writing = bool(batch)
+        groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+        for item in batch:
+            at = datetime.fromtimestamp(float(item.get("time") or 0) / 1000, tz=UTC)
+            groups[(str(item.get("model") or "unknown"), hour_folder_safe(item, at))].append(item)
+        for (_, folder), items in groups.items():
+            for start in range(0, len(items), self.batch_size):
+                self._write(folder, items[start : start + self.batch_size])
+        self._publish()
+        with self._lock:
+            self._writing = False
+        with self._done:
+            self._completed = max(self._completed, target)
+            self._done.notify_all()
+
+    def _write(self, folder: str | None, items: list[dict[str, Any]]) -> None:
+        if folder is None:
+            self._drop(items, STORE_ERROR)
+            return
+        data = encode(items)
+        for attempt in range(self.retries):
+            try:
+                self.artifacts.put_object(f"{folder}/{object_name(datetime.now(UTC))}", data)
+                self.written += len(items)
+                return
+            except AlreadyExists:
+                continue  # a name collision: the next attempt draws a new name
+            except Exception as exc:
+                log.warning("prediction log: write failed (attempt %d): %s", attempt + 1, exc)
+                if attempt + 1 < self.retries and not self._stopping:
+                    time.sleep(self.retry_backoff * 2**attempt)
+        self._drop(items, STORE_ERROR)
+
+    def _publish(self) -> None:
+        with self._lock:
+            pending, self._pending_emf = self._pending_emf, Counter()
+        if pending and self.publish_emf:
+            with contextlib.suppress(Exception):
+                publish_prediction_log_dropped(pending)
+
+
+def hour_folder_safe(item: Mapping[str, Any], at: datetime) -> str | None:
+    """The record's folder, or ``None`` when its model name cannot be a key segment."""
+    try:
+        return hour_folder(PREDICTIONS, str(item.get("model")), at)
+    except Exception:
+        return None

@@ -1,0 +1,238 @@
+"""The recorder: bounded when the store fails or stalls, sampled, readable back, flush bounded."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from functions.api.prediction_log import PredictionLog, prediction_records
+from models.churn.features import ChurnFeatures
+from tracking.artifacts.local import LocalArtifactStore
+from tracking.errors import StoreUnavailable
+from tracking.monitoring.prediction_log import read_predictions
+
+NOW = datetime(2026, 12, 2, 19, 30, tzinfo=UTC)
+
+
+class FailingStore(LocalArtifactStore):
+    """A real local store whose data writes fail (a fault double, like tests/contract/faults.py)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.attempts = 0
+
+    def put_object(self, key: str, data: bytes) -> str:
+        self.attempts += 1
+        raise StoreUnavailable("injected: the store is down")
+
+
+class StallingStore(LocalArtifactStore):
+    """A real local store whose data writes block until released."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.release = threading.Event()
+
+    def put_object(self, key: str, data: bytes) -> str:
+        self.release.wait(10)
+        return super().put_object(key, data)
+
+
+def _records(count: int, model: str = "churn", **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {"request_id": f"r{i}", "row": 0, "model": model, "variant": "production",
+         "version": "v1", "score": i / max(count, 1), "risk_level": "low", **extra}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def _dropped(model: str, reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "prediction_log_dropped_total", {"model": model, "reason": reason}
+    )
+    return value or 0.0
+
+
+def _clock() -> float:
+    return NOW.timestamp()
+
+
+def test_records_are_written_as_gz_jsonl_and_read_back(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    recorder = PredictionLog(store, clock=_clock, flush_seconds=60)
+    assert recorder.record(_records(5, features={"sessions_7d": 3})) == 5
+    assert recorder.flush(5.0)
+    keys = store.list_objects("predictions/churn/2026-12-02/19")
+    assert len(keys) == 1
+    assert keys[0].endswith(".jsonl.gz")
+    back = list(read_predictions(store, "churn", NOW - timedelta(hours=1), NOW))
+    assert [r["request_id"] for r in back] == [f"r{i}" for i in range(5)]
+    assert back[0]["time"] == int(NOW.timestamp() * 1000)
+    assert "features" not in back[0]  # PREDICTION_LOG_FEATURES is off
+    recorder.close()
+
+
+def test_features_are_kept_only_when_enabled(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    recorder = PredictionLog(store, clock=_clock, include_features=True)
+    row = ChurnFeatures(player_id="p_1", sessions_7d=3, playtime_7d=40.0, iap_count=0)
+    answer = {"player_id": "p_1", "churn_probability": 0.7, "risk_level": "high",
+              "model_version": "v2"}  # fmt: skip
+    assert recorder.log_predictions(
+        request_id="req-1", model="churn", variant="challenger", answers=[answer], rows=[row],
+        sticky_field="player_id",
+    ) == 1  # fmt: skip
+    assert recorder.flush(5.0)
+    (back,) = read_predictions(store, "churn", NOW - timedelta(hours=1), NOW)
+    assert back["variant"] == "challenger"
+    assert back["version"] == "v2"
+    assert back["score"] == 0.7
+    assert back["risk_level"] == "high"
+    assert back["sticky"] == "p_1"
+    assert back["features"]["sessions_7d"] == 3
+    recorder.close()
+
+
+def test_a_model_without_a_score_logs_its_output() -> None:
+    (record,) = prediction_records(
+        request_id="r", model="rag", variant="production", rows=[{"query": "q", "k": 1}],
+        answers=[{"passages": [{"id": "a"}], "model_version": "v1"}],
+    )  # fmt: skip
+    assert record["score"] is None
+    assert record["output"] == {"passages": [{"id": "a"}]}
+    assert "features" not in record
+
+
+def test_a_failing_store_drops_after_bounded_retries_and_counts(tmp_path: Path) -> None:
+    store = FailingStore(tmp_path)
+    before = _dropped("failing", "store_error")
+    recorder = PredictionLog(store, clock=_clock, retries=3, retry_backoff=0.001)
+    assert recorder.record(_records(7, model="failing")) == 7  # the caller never sees a failure
+    assert recorder.flush(5.0)
+    assert store.attempts == 3
+    assert recorder.dropped["store_error"] == 7
+    assert _dropped("failing", "store_error") - before == 7
+    assert store.list_objects("predictions") == []
+    recorder.close()
+
+
+def test_a_stalled_store_fills_the_buffer_then_drops_without_blocking(tmp_path: Path) -> None:
+    store = StallingStore(tmp_path)
+    before = _dropped("stalled", "buffer_full")
+    recorder = PredictionLog(store, clock=_clock, buffer_size=100, batch_size=10)
+    recorder.record(_records(10, model="stalled"))  # the writer takes these and stalls
+    deadline = time.monotonic() + 5
+    while recorder._buffer and time.monotonic() < deadline:
+        time.sleep(0.01)
+    accepted = sum(recorder.record(_records(1, model="stalled")) for _ in range(250))
+    assert accepted == 100  # the bound, not more
+    assert recorder.dropped["buffer_full"] == 150
+    assert _dropped("stalled", "buffer_full") - before == 150
+    # flush is bounded by its timeout even though the store does not answer.
+    started = time.monotonic()
+    assert recorder.flush(0.2) is False
+    assert time.monotonic() - started < 2.0
+    store.release.set()
+    assert recorder.flush(5.0)
+    back = list(read_predictions(store, "stalled", NOW - timedelta(hours=1), NOW))
+    assert len(back) == 110
+    recorder.close()
+
+
+def test_sample_rate_is_respected() -> None:
+    class Null(LocalArtifactStore):
+        def put_object(self, key: str, data: bytes) -> str:
+            return key
+
+    recorder = PredictionLog(
+        Null(Path("/nonexistent")), sample_rate=0.1, rng=random.Random(3), buffer_size=10**6,
+        batch_size=10**6, flush_seconds=60,
+    )  # fmt: skip
+    accepted = sum(recorder.record(_records(100)) for _ in range(200))
+    # 20,000 draws at 10 %: the standard deviation is 42; 5 sigma either side.
+    assert 2000 - 212 < accepted < 2000 + 212
+    assert PredictionLog(Null(Path("/x")), sample_rate=0.0).record(_records(50)) == 0
+    recorder.close()
+
+
+def test_disabled_log_takes_nothing_and_starts_no_thread(tmp_path: Path) -> None:
+    recorder = PredictionLog(LocalArtifactStore(tmp_path), enabled=False)
+    assert recorder.record(_records(3)) == 0
+    assert recorder._thread is None
+    assert recorder.flush(0.1)
+
+
+def test_close_counts_what_could_not_be_written(tmp_path: Path) -> None:
+    store = StallingStore(tmp_path)
+    recorder = PredictionLog(store, clock=_clock, batch_size=5)
+    recorder.record(_records(5, model="closing"))
+    time.sleep(0.05)
+    recorder.record(_records(3, model="closing"))
+    recorder.close(timeout=0.1)
+    assert recorder.dropped["shutdown"] >= 3
+    store.release.set()
+
+
+def test_a_record_that_cannot_be_stored_never_raises(tmp_path: Path) -> None:
+    recorder = PredictionLog(LocalArtifactStore(tmp_path), clock=_clock)
+    assert recorder.record([{"model": "../escape", "score": 1.0}]) == 1
+    assert recorder.flush(5.0)
+    assert recorder.dropped["store_error"] == 1
+    assert not list(tmp_path.rglob("*.gz"))
+    recorder.close()
+
+
+@pytest.mark.parametrize("rate", [0.25, 0.5])
+def test_log_predictions_samples_before_building(rate: float) -> None:
+    class Null(LocalArtifactStore):
+        def put_object(self, key: str, data: bytes) -> str:
+            return key
+
+    recorder = PredictionLog(Null(Path("/x")), sample_rate=rate, rng=random.Random(9),
+                             buffer_size=10**6, batch_size=10**6, flush_seconds=60)  # fmt: skip
+    answers = [{"churn_probability": 0.5, "risk_level": "low", "model_version": "v1"}] * 4000
+    rows = [{"player_id": "p"}] * 4000
+    taken = recorder.log_predictions(request_id="r", model="churn", variant="production",
+                                     answers=answers, rows=rows)  # fmt: skip
+    assert abs(taken - 4000 * rate) < 5 * (4000 * rate * (1 - rate)) ** 0.5
+    recorder.close()
+
+
+def test_drops_are_published_as_emf_when_on_lambda(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    recorder = PredictionLog(FailingStore(tmp_path), clock=_clock, retries=1, publish_emf=True)
+    recorder.record(_records(4, model="emf"))
+    assert recorder.flush(5.0)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+                 if "PredictionLogDropped" in line]  # fmt: skip
+    (document,) = documents
+    assert document["PredictionLogDropped"] == [4.0]
+    assert document["model"] == "emf"
+    assert document["reason"] == "store_error"
+    recorder.close()
+
+
+def test_flush_waits_for_a_batch_the_writer_already_took(tmp_path: Path) -> None:
+    store = StallingStore(tmp_path)
+    recorder = PredictionLog(store, clock=_clock, batch_size=5)
+    recorder.record(_records(5, model="inflight"))  # a full batch: the writer takes it
+    deadline = time.monotonic() + 5
+    while recorder._buffer and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not recorder._buffer
+    # The buffer is empty, but the batch is not stored: flush must not report success.
+    assert recorder.flush(0.1) is False
+    store.release.set()
+    assert recorder.flush(5.0)
+    assert len(store.list_objects("predictions/inflight")) == 1
+    recorder.close()
