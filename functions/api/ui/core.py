@@ -146,7 +146,9 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 def _login_redirect(request: Request) -> Response:
     root = root_of(request.url.path)
     if request.headers.get("hx-request"):
-        return Response(status_code=401, headers={"HX-Redirect": f"{root}login"})
+        # htmx resolves a redirect against the page, not this fragment's URL: reload the page
+        # instead, whose own request then redirects to the form (with ?next=).
+        return Response(status_code=401, headers={"HX-Refresh": "true"})
     here = request.url.path[len(PREFIX) :].lstrip("/")
     if request.url.query:
         here += "?" + request.url.query

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -15,7 +15,7 @@ from functions.api.auth import requires
 from functions.api.deps import LoggerDep
 from functions.api.schemas import NamePath
 from functions.api.ui.core import PREFIX, UiRoute, render
-from tracking import ExperimentLogger, InvalidInput
+from tracking import ExperimentLogger, InvalidInput, NotFound
 from tracking.entities import RunRecord
 from tracking.validation import NAME_PATTERN
 
@@ -82,9 +82,8 @@ SUMMARIES = _Summaries()
 
 
 @router.get("", openapi_extra=requires("read"))
-def experiments(
-    request: Request, logger: LoggerDep, page_token: Token = None
-) -> Response:
+@router.get("/", openapi_extra=requires("read"))
+def experiments(request: Request, logger: LoggerDep, page_token: Token = None) -> Response:
     """Experiments by name, with run counts and last activity (loaded by htmx after the page)."""
     page = logger.list_experiments(PAGE_SIZE, page_token)
     names = ",".join(experiment.name for experiment in page.items)
@@ -97,7 +96,12 @@ def experiment_summaries(
 ) -> Response:
     """htmx fragment: each experiment's run count and last activity (out-of-band swaps)."""
     wanted = [name for name in names.split(",") if NAME_PATTERN.fullmatch(name)][:PAGE_SIZE]
-    summaries = [(index, SUMMARIES.get(logger, name)) for index, name in enumerate(wanted)]
+    summaries = []
+    for index, name in enumerate(wanted):
+        try:
+            summaries.append((index, SUMMARIES.get(logger, name)))
+        except NotFound:  # deleted since the page was rendered: its cells keep their "…"
+            continue
     return render(request, "_experiment_summaries.html", summaries=summaries)
 
 

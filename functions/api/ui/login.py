@@ -30,7 +30,9 @@ def _safe_next(value: str | None) -> str:
     return value if value and _NEXT.fullmatch(value) and "//" not in value else ""
 
 
-def _form(request: Request, next_page: str, status: int = 200, error: str | None = None) -> Response:
+def _form(
+    request: Request, next_page: str, status: int = 200, error: str | None = None
+) -> Response:
     ui: UiState = request.app.state.ui
     nonce = ui.sessions.new_login_nonce()
     response = render(

@@ -83,7 +83,9 @@ def model(
     return _model_page(request, registry, name, page_token, done=done)
 
 
-def _answer(request: Request, registry: ModelRegistry, name: str, result: object, done: str) -> Response:
+def _answer(
+    request: Request, registry: ModelRegistry, name: str, result: object, done: str
+) -> Response:
     """Redirect after a move (a reload does not send it again), or the page with the error."""
     if isinstance(result, Response) and result.status_code >= 400:
         message = json.loads(bytes(result.body))["error"]["message"]

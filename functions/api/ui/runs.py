@@ -108,7 +108,9 @@ def _filename(artifact: Artifact) -> str:
 
 
 @router.get("/runs/{run_id}/artifacts/{name}", openapi_extra=requires("read"))
-def artifact_file(request: Request, run_id: RunIdPath, name: NamePath, logger: LoggerDep) -> Response:
+def artifact_file(
+    request: Request, run_id: RunIdPath, name: NamePath, logger: LoggerDep
+) -> Response:
     """The artifact's bytes: PNG/JPEG inline as images, anything else as an attachment."""
     run = logger.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="ui-artifact-") as folder:
@@ -130,7 +132,9 @@ def artifact_file(request: Request, run_id: RunIdPath, name: NamePath, logger: L
 
 
 @router.get("/runs/{run_id}/artifacts/{name}/text", openapi_extra=requires("read"))
-def artifact_text(request: Request, run_id: RunIdPath, name: NamePath, logger: LoggerDep) -> Response:
+def artifact_text(
+    request: Request, run_id: RunIdPath, name: NamePath, logger: LoggerDep
+) -> Response:
     """A text or JSON artifact shown escaped in a page."""
     run = logger.get_run(run_id)
     artifact = run.artifacts.get(name)
@@ -156,7 +160,7 @@ def histories(
     runs: Annotated[str, Query(max_length=2000)],
     keys: Annotated[str, Query(max_length=3000)] = "",
 ) -> Response:
-    """``{"runs": {run_id: {key: [[steps], [values]]}}}``: ≤ 1,000 points a series (min/max kept)."""
+    """``{"runs": {run_id: {key: [[steps], [values]]}}}``, ≤ 1,000 points a series."""
     run_ids = list(dict.fromkeys(part for part in runs.split(",") if part))
     if not 1 <= len(run_ids) <= MAX_COMPARE:
         raise InvalidInput(f"runs: give 1 to {MAX_COMPARE} run ids; got {len(run_ids)}")
@@ -168,7 +172,9 @@ def histories(
             for run_id, by_key in found.items()
         }
     }
-    return JSONResponse(body, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return JSONResponse(
+        body, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    )
 
 
 # -- compare -------------------------------------------------------------------------------------
@@ -210,6 +216,8 @@ def compare(
         chart_keys=shown_keys,
         more_keys=len(metric_keys) - len(shown_keys),
         chart_runs=[{"id": r.run_id, "label": r.run_name or r.run_id[:8]} for r in records],
-        histories_url="histories?runs=" + quote(",".join(run_ids)) + "&keys="
+        histories_url="histories?runs="
+        + quote(",".join(run_ids))
+        + "&keys="
         + quote(",".join(shown_keys)),
     )

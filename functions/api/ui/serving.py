@@ -99,7 +99,9 @@ def read_predictions() -> list[tuple[str, str, str, float]]:
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 labels = sample.labels
-                rows.append((labels["model"], labels["version"], labels["risk_level"], sample.value))
+                rows.append(
+                    (labels["model"], labels["version"], labels["risk_level"], sample.value)
+                )
     return sorted(rows)
 
 

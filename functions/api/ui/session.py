@@ -133,9 +133,7 @@ def is_https(request: Request) -> bool:
     return request.url.scheme == "https" or forwarded == "https"
 
 
-def set_cookie(
-    response: Response, request: Request, name: str, value: str, max_age: int
-) -> None:
+def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
     response.set_cookie(
         name,
         value,
