@@ -25,7 +25,10 @@ XSS = (
     "</td></tr></table><script>window.__xss=1</script>",
 )
 HTML_ARTIFACT = b"<!DOCTYPE html><html><body><script>window.__xss=1</script>rendered</body></html>"
-SVG_ARTIFACT = b'<svg xmlns="http://www.w3.org/2000/svg" onload="window.__xss=1"><script>window.__xss=1</script></svg>'
+SVG_ARTIFACT = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" onload="window.__xss=1">'
+    b"<script>window.__xss=1</script></svg>"
+)
 KEYS = {
     "admin": ("ui-admin-key-0123456789", ["predict", "read", "admin"]),
     "reader": ("ui-reader-key-0123456789", ["read"]),
@@ -35,10 +38,12 @@ HISTORY_STEPS = 3000
 
 
 def key_config() -> str:
-    return json.dumps([
-        {"name": name, "scopes": scopes, "sha256": hashlib.sha256(key.encode()).hexdigest()}
-        for name, (key, scopes) in KEYS.items()
-    ])  # fmt: skip
+    return json.dumps(
+        [
+            {"name": name, "scopes": scopes, "sha256": hashlib.sha256(key.encode()).hexdigest()}
+            for name, (key, scopes) in KEYS.items()
+        ]
+    )
 
 
 def png_bytes() -> bytes:

@@ -13,17 +13,20 @@ OTHER = hashlib.sha256(b"key-two").hexdigest()
 
 
 def ring(*digests: str) -> KeyRing:
-    return KeyRing(tuple(ApiKeySpec(name=f"k{i}", scopes=("read",), sha256=d)
-                         for i, d in enumerate(digests)))  # fmt: skip
+    return KeyRing(
+        tuple(ApiKeySpec(name=f"k{i}", scopes=("read",), sha256=d) for i, d in enumerate(digests))
+    )
 
 
 def test_a_cookie_names_its_key_and_expires() -> None:
     sessions = Sessions(ring(DIGEST, OTHER), b"x" * 32, lifetime_seconds=600)
     cookie = sessions.issue(OTHER, now=1000)
     session = sessions.read(cookie, now=1500)
-    assert session is not None and session.principal.name == "k1"
+    assert session is not None
+    assert session.principal.name == "k1"
     assert sessions.read(cookie, now=1600) is None  # expired
-    assert DIGEST not in cookie and OTHER not in cookie
+    assert DIGEST not in cookie
+    assert OTHER not in cookie
 
 
 def test_a_forged_or_foreign_cookie_is_refused() -> None:
@@ -32,7 +35,8 @@ def test_a_forged_or_foreign_cookie_is_refused() -> None:
     version, body, signature = cookie.split(".")
     assert sessions.read(f"{version}.{body}.{'0' * len(signature)}") is None
     assert sessions.read(f"{version}.{body[:-2]}AA.{signature}") is None
-    assert sessions.read("garbage") is None and sessions.read("") is None
+    assert sessions.read("garbage") is None
+    assert sessions.read("") is None
     # Another secret (another process without UI_SESSION_SECRET) does not accept it.
     assert Sessions(ring(DIGEST), b"y" * 32, 600).read(cookie) is None
     # Two processes with no configured secret refuse each other's cookies.
@@ -51,10 +55,12 @@ def test_csrf_tokens_are_tied_to_the_session() -> None:
     sessions = Sessions(ring(DIGEST), b"x" * 32, lifetime_seconds=600)
     first = sessions.read(sessions.issue(DIGEST))
     second = sessions.read(sessions.issue(DIGEST))
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert sessions.check_csrf(first, sessions.csrf_token(first))
     assert not sessions.check_csrf(first, sessions.csrf_token(second))
-    assert not sessions.check_csrf(first, None) and not sessions.check_csrf(first, "")
+    assert not sessions.check_csrf(first, None)
+    assert not sessions.check_csrf(first, "")
     nonce = sessions.new_login_nonce()
     assert sessions.check_login(nonce, sessions.login_token(nonce))
     assert not sessions.check_login(sessions.new_login_nonce(), sessions.login_token(nonce))
