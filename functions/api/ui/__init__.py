@@ -20,6 +20,7 @@ from functions.api.docs import DocsAssets
 from functions.api.settings import ApiSettings
 from functions.api.ui import experiments, login, models, runs, serving
 from functions.api.ui.core import PREFIX, UiState
+from functions.api.ui.histories import HistoryCache
 from functions.api.ui.session import Sessions
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -47,6 +48,7 @@ def install(app: FastAPI, settings: ApiSettings) -> None:
             settings.ui_session_seconds,
         ),
         dashboard_url=dashboard_url(settings),
+        histories=HistoryCache(),
     )
     for module in (login, experiments, runs, models, serving):
         app.include_router(module.router)

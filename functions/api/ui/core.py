@@ -31,6 +31,7 @@ from functions.api.auth import OPEN, Principal, declared_scope
 from functions.api.errors import ApiError, public_message, status_for
 from functions.api.redaction import Redactor
 from functions.api.security_headers import html_headers
+from functions.api.ui.histories import HistoryCache
 from functions.api.ui.session import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Session, Sessions
 from tracking.errors import TrackingError
 
@@ -55,6 +56,7 @@ class UiState:
 
     sessions: Sessions
     dashboard_url: str | None
+    histories: HistoryCache
 
 
 def root_of(path: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Query, Request
@@ -21,14 +21,13 @@ from starlette.responses import JSONResponse, Response
 from functions.api.auth import requires
 from functions.api.deps import LoggerDep
 from functions.api.schemas import NamePath, RunIdPath
-from functions.api.ui.core import PREFIX, UiRoute, render
+from functions.api.ui.core import PREFIX, UiRoute, UiState, render
 from tracking import ExperimentLogger, InvalidInput, NotFound
-from tracking.entities import Artifact, Dataset, Metric, RunRecord
+from tracking.entities import Artifact, Dataset, RunRecord
 from tracking.validation import NAME_PATTERN
 
 router = APIRouter(route_class=UiRoute, prefix=PREFIX, include_in_schema=False)
 
-MAX_POINTS = 1000
 #: Charts per page; more keys are chosen with ?charts= (the histories are one bulk read).
 MAX_CHARTS = 20
 MAX_COMPARE = 10
@@ -149,10 +148,6 @@ def artifact_text(
 # -- histories (one bulk read for all charts of a page) ------------------------------------------
 
 
-def _series(points: list[Metric]) -> list[list[float]]:
-    return [[point.step for point in points], [point.value for point in points]]
-
-
 @router.get("/histories", openapi_extra=requires("read"))
 def histories(
     request: Request,
@@ -164,14 +159,12 @@ def histories(
     run_ids = list(dict.fromkeys(part for part in runs.split(",") if part))
     if not 1 <= len(run_ids) <= MAX_COMPARE:
         raise InvalidInput(f"runs: give 1 to {MAX_COMPARE} run ids; got {len(run_ids)}")
-    wanted = [key for key in keys.split(",") if key][:MAX_CHARTS] or None
-    found = logger.get_metric_histories(run_ids, wanted, max_points=MAX_POINTS)
-    body: dict[str, Any] = {
-        "runs": {
-            run_id: {key: _series(points) for key, points in by_key.items()}
-            for run_id, by_key in found.items()
-        }
-    }
+    records = [logger.get_run(run_id) for run_id in run_ids]
+    wanted = [key for key in keys.split(",") if NAME_PATTERN.fullmatch(key)]
+    if not wanted:
+        wanted = sorted({key for run in records for key in run.metrics})
+    ui: UiState = request.app.state.ui
+    body = {"runs": ui.histories.read(logger, records, list(dict.fromkeys(wanted))[:MAX_CHARTS])}
     return JSONResponse(
         body, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     )
