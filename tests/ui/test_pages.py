@@ -313,3 +313,20 @@ def test_vendored_assets_match_their_manifest_and_keep_licences(anonymous: TestC
         answer = anonymous.get(f"/ui/static/{path}")
         assert answer.status_code == 200
         assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_chart_data_follows_a_run_that_logs_again(admin: TestClient, ui_store: UiStore) -> None:
+    """The cached series is keyed by the run's latest point: new points are read, not stale."""
+    logger = ui_store.store.logger
+    run = logger.start_run("cache_check", run_name="live")
+    run.log_metric("loss", 1.0, step=0)
+    run.flush()
+    url = f"/ui/histories?runs={run.run_id}&keys=loss"
+    assert admin.get(url).json()["runs"][run.run_id]["loss"] == [[0], [1.0]]
+    assert admin.get(url).json()["runs"][run.run_id]["loss"] == [[0], [1.0]]
+    run.log_metric("loss", 0.5, step=1)
+    run.end()
+    assert admin.get(url).json()["runs"][run.run_id]["loss"] == [[0, 1], [1.0, 0.5]]
+    # A key the run never logged is an empty series, not an error.
+    other = admin.get(f"/ui/histories?runs={run.run_id}&keys=loss,never").json()
+    assert other["runs"][run.run_id]["never"] == [[], []]
