@@ -104,6 +104,26 @@ def seed_history(store: SQLiteStore, keys: int, points: int) -> str:
     return run_id
 
 
+def seed_wide(store: SQLiteStore, runs: int, keys: int) -> None:
+    """Runs with ``keys`` distinct metric keys each (a table that must not grow 1,000 columns)."""
+    experiment = store.get_or_create_experiment("wide")
+    for index in range(runs):
+        run_id = uuid.uuid4().hex
+        store.create_run(
+            experiment=experiment,
+            run_id=run_id,
+            run_name=f"wide-{index}",
+            tags={},
+            parent_run_id=None,
+            start_time=1_700_000_000_000 + index,
+        )
+        metrics = [
+            Metric(key=f"m{key:04d}", value=key / keys, step=0, timestamp=0) for key in range(keys)
+        ]
+        for begin in range(0, keys, 1000):
+            store.log_batch(run_id, metrics=metrics[begin : begin + 1000])
+
+
 def measure(call: Callable[[], bytes], repeats: int) -> tuple[float, int]:
     """(median ms, bytes of the answer)."""
     times, size = [], 0
@@ -121,6 +141,8 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=20)
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--wide-runs", type=int, default=200, help="runs with --wide-keys keys")
+    parser.add_argument("--wide-keys", type=int, default=1000)
     parser.add_argument("--later-page", type=int, default=10, help="which page to time")
     args = parser.parse_args()
 
@@ -131,6 +153,7 @@ def main() -> None:
         store.initialize()
         seed_runs(store, args.runs, random.Random(7))
         run_id = seed_history(store, args.keys, args.points)
+        seed_wide(store, args.wide_runs, args.wide_keys)
         store.close()
         seeded = time.perf_counter() - began
         print(f"seeded {args.runs} runs and {args.keys} x {args.points} points in {seeded:.0f} s")
@@ -217,6 +240,30 @@ def main() -> None:
                     args.repeats,
                 ),
                 "300 ms",
+            )
+        )
+        rows.append(
+            (
+                f"runs page, {args.wide_keys:,} metric keys a run",
+                measure(get("/ui/experiments/wide"), args.repeats),
+                measure(
+                    get("/experiments/wide/runs", params={"max_results": 50}, headers=api),
+                    args.repeats,
+                ),
+                "300 ms",
+            )
+        )
+        # The run counts of the experiments list: the store has no count, the UI pages through.
+        summaries = "/ui/experiment-summaries?names=" + EXPERIMENT
+        began = time.perf_counter()
+        get(summaries)()
+        count_ms = (time.perf_counter() - began) * 1000
+        rows.append(
+            (
+                f"experiment summary ({args.runs:,} runs counted)",
+                (count_ms, len(get(summaries)())),
+                measure(get("/experiments", headers=api), args.repeats),
+                "(htmx, after the page)",
             )
         )
         chart_keys = ",".join(f"metric_{i:02d}" for i in range(args.keys))
