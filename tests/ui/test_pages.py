@@ -330,3 +330,10 @@ def test_chart_data_follows_a_run_that_logs_again(admin: TestClient, ui_store: U
     # A key the run never logged is an empty series, not an error.
     other = admin.get(f"/ui/histories?runs={run.run_id}&keys=loss,never").json()
     assert other["runs"][run.run_id]["never"] == [[], []]
+
+
+def test_ui_assets_are_one_metrics_label(anonymous: TestClient) -> None:
+    assert anonymous.get("/ui/static/ui.js").status_code == 200
+    metrics = anonymous.get("/metrics", headers={"X-API-Key": corpus.KEYS["reader"][0]}).text
+    assert 'route="/ui/static"' in metrics
+    assert 'route="/ui/static/ui.js"' not in metrics
