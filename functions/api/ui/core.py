@@ -14,6 +14,7 @@ pages work under uvicorn and behind an API Gateway stage alike: there the browse
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -68,8 +69,6 @@ def root_of(path: str) -> str:
 
 
 def _format_time(ms: int | None) -> str:
-    import datetime
-
     if ms is None:
         return ""
     moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)

@@ -10,13 +10,15 @@ CSP in case a browser still renders it).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from functions.api.auth import requires
 from functions.api.deps import LoggerDep
@@ -112,8 +114,14 @@ def artifact_file(
 ) -> Response:
     """The artifact's bytes: PNG/JPEG inline as images, anything else as an attachment."""
     run = logger.get_run(run_id)
-    with tempfile.TemporaryDirectory(prefix="ui-artifact-") as folder:
-        data = _read_artifact(logger, run, name, Path(folder)).read_bytes()
+    folder = Path(tempfile.mkdtemp(prefix="ui-artifact-"))
+    try:
+        path = _read_artifact(logger, run, name, folder)
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     artifact = run.artifacts[name]
     suffix = PurePosixPath(_filename(artifact)).suffix.lower()
     headers = {
@@ -123,11 +131,15 @@ def artifact_file(
         "X-Artifact-SHA256": artifact.sha256,
     }
     image = IMAGE_TYPES.get(suffix)
-    if image is not None and data.startswith(image[1]):
-        return Response(data, media_type=image[0], headers=headers)
+    # Streamed from the verified copy, which is removed once sent.
+    cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
+    if image is not None and head.startswith(image[1]):
+        return FileResponse(path, media_type=image[0], headers=headers, background=cleanup)
     filename = quote(_filename(artifact), safe="")
     headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{filename}"
-    return Response(data, media_type="application/octet-stream", headers=headers)
+    return FileResponse(
+        path, media_type="application/octet-stream", headers=headers, background=cleanup
+    )
 
 
 @router.get("/runs/{run_id}/artifacts/{name}/text", openapi_extra=requires("read"))
