@@ -74,6 +74,18 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._specs)
 
+    def entries(self) -> tuple[tuple[str, Principal], ...]:
+        """(SHA-256 of the key, its principal) for each key: the web UI's sessions name a key
+        by a digest of this, so a session ends when its key is removed (functions/api/ui)."""
+        return self._entries
+
+    def authenticate_digest(self, presented: str | None) -> tuple[str, Principal] | None:
+        """Like ``authenticate``, with the key's SHA-256 (what a UI session is tied to)."""
+        principal = self.authenticate(presented)
+        if principal is None or presented is None:
+            return None
+        return hashlib.sha256(presented.encode()).hexdigest(), principal
+
     def authenticate(self, presented: str | None) -> Principal | None:
         if not presented or len(presented) > 512:
             return None

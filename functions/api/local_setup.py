@@ -91,7 +91,8 @@ def ensure_key(port: str) -> None:
         f"  curl -s -X POST http://localhost:{port}/predict/rag -H 'X-API-Key: {key}' "
         f"-H 'Content-Type: application/json' -d '{json.dumps(RAG_BODY)}'"
     )
-    typer.echo(f"Docs: http://localhost:{port}/docs and http://localhost:{port}/redoc\n")
+    typer.echo(f"Docs: http://localhost:{port}/docs and http://localhost:{port}/redoc")
+    typer.echo(f"Web UI: http://localhost:{port}/ui (log in with the key above)\n")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
-from functions.api import docs, errors
+from functions.api import docs, errors, ui
 from functions.api.auth import AuthRoute, document_security, load_keys
 from functions.api.model_cache import ModelCache
 from functions.api.observability import (
@@ -140,6 +140,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         (health.router, (500,)),
     ):
         app.include_router(router, responses=error_responses(*codes))
+    ui.install(app, settings)
     app.add_middleware(
         RequestMiddleware,
         max_body=settings.max_body_bytes,

@@ -38,6 +38,8 @@ metrics = Metrics(
 _DOC_PATHS = frozenset({"/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
 # The docs' assets (functions/api/docs.py, a mount: no route object either): one label for all.
 _DOC_ASSETS = "/docs/static"
+# The web UI's assets (functions/api/ui, a mount too).
+_UI_ASSETS = "/ui/static"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -204,7 +206,10 @@ def prometheus_text() -> tuple[bytes, str]:
 
 
 def _unmatched(path: str) -> str:
-    return _DOC_ASSETS if path.startswith(_DOC_ASSETS + "/") else "unmatched"
+    for assets in (_DOC_ASSETS, _UI_ASSETS):
+        if path.startswith(assets + "/"):
+            return assets
+    return "unmatched"
 
 
 def _request_id(scope: Scope) -> str:

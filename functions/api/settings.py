@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tracking.config import (
@@ -108,6 +108,22 @@ class ApiSettings(BaseSettings):
     )
     feedback_max_items: int = Field(
         default=1000, ge=1, le=100_000, validation_alias="FEEDBACK_MAX_ITEMS"
+    )
+    #: Signs the web UI's session cookies (functions/api/ui/session.py). Unset: a random secret
+    #: per process, so sessions end when the process does, and several processes (Lambda
+    #: environments, uvicorn containers) refuse each other's cookies: set it for those.
+    ui_session_secret: SecretStr | None = Field(
+        default=None, min_length=32, validation_alias="UI_SESSION_SECRET"
+    )
+    ui_session_seconds: int = Field(
+        default=8 * 3600, ge=60, le=7 * 24 * 3600, validation_alias="UI_SESSION_SECONDS"
+    )
+    #: The CloudWatch dashboard the serving page links to on Lambda (template.yaml's Dashboard).
+    cloudwatch_dashboard: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_\-]{1,255}$", validation_alias="CLOUDWATCH_DASHBOARD"
+    )
+    aws_region: str | None = Field(
+        default=None, pattern=r"^[a-z0-9\-]{1,32}$", validation_alias="AWS_REGION"
     )
 
     @field_validator("api_keys", mode="before")

@@ -9,8 +9,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route
 
-from functions.api import docs
+from functions.api import docs, ui
 from functions.api.auth import OPEN, SCOPE_KEY, AuthRoute, requires
+from functions.api.ui.core import UiRoute
 from tests.api.conftest import ADMIN, KEYS, READER, SCORER
 
 OPEN_PATHS = {"/health", "/ready"}
@@ -18,6 +19,9 @@ OPEN_PATHS = {"/health", "/ready"}
 #: are): the schema, the two docs pages and the mount of their assets.
 DOCS_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"),
                ("MOUNT", docs.STATIC_PATH)}  # fmt: skip
+#: The web UI's static files (vendored scripts, stylesheet): open, like the docs' assets. The UI's
+#: pages are UiRoutes (session auth), covered by tests/ui/.
+UI_STATIC = {("MOUNT", ui.STATIC_PATH)}
 SCOPES = {"predict", "read", "admin"}
 BODIES = {
     "/predict/churn": {"player_id": "p", "sessions_7d": 1, "playtime_7d": 1.0, "iap_count": 0},
@@ -35,7 +39,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str, str]]:
     # effective (prefixed) path and the original APIRoute that carries the declared scope.
     for context in iter_route_contexts(client.app.routes):  # type: ignore[attr-defined]
         route = context.original_route
-        if not isinstance(route, APIRoute):
+        if not isinstance(route, APIRoute) or isinstance(route, UiRoute):
             continue
         # Auth lives in the route class: a plain APIRoute would answer without any key check.
         assert isinstance(route, AuthRoute), f"{context.path} is not an AuthRoute"
@@ -172,7 +176,7 @@ def test_401_and_403_bodies(ro_client: TestClient) -> None:
 
 
 def test_the_routes_without_a_scope_are_exactly_the_docs(ro_client: TestClient) -> None:
-    assert other_routes(ro_client) == DOCS_ROUTES
+    assert other_routes(ro_client) == DOCS_ROUTES | UI_STATIC
 
 
 def test_docs_are_open_and_can_be_switched_off(ro_client: TestClient, app_factory,  # type: ignore[no-untyped-def]
@@ -186,7 +190,7 @@ def test_docs_are_open_and_can_be_switched_off(ro_client: TestClient, app_factor
     assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     assert schema["paths"]["/health"]["get"]["security"] == []
     closed = TestClient(app_factory(DOCS_ENABLED=False))
-    assert other_routes(closed) == set()
+    assert other_routes(closed) == UI_STATIC
     for path in ("/docs", "/redoc", "/openapi.json", *assets):
         assert closed.get(path).status_code == 404, path
     assert closed.get("/health").status_code == 200

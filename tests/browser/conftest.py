@@ -110,24 +110,30 @@ def _stop(process: subprocess.Popen[bytes]) -> str:
     return output.decode(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    store = trained_store(tmp_path_factory.mktemp("browser-store"))
+@contextlib.contextmanager
+def running_server(
+    tracking_uri: str,
+    artifact_uri: str,
+    keys: list[dict[str, Any]],
+    cache_dir: Path,
+    api_key: str = API_KEY,
+    **extra_env: str,
+) -> Iterator[Server]:
+    """``python -m functions.api.serve`` on a free 127.0.0.1 port, on these stores and keys."""
     port = _free_port()
-    keys = [{"name": "browser", "scopes": ["predict", "read"],
-             "sha256": hashlib.sha256(API_KEY.encode()).hexdigest()}]  # fmt: skip
     dropped = ("AWS_", "_LAMBDA", "LAMBDA_", "POWERTOOLS_", "TRACKING_", "ARTIFACT_URI", "API_KEYS")
     env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(
-        TRACKING_URI=store.tracking_uri,
-        ARTIFACT_URI=store.artifact_uri,
+        TRACKING_URI=tracking_uri,
+        ARTIFACT_URI=artifact_uri,
         API_KEYS=json.dumps(keys),
-        MODEL_CACHE_DIR=str(tmp_path_factory.mktemp("browser-cache")),
+        MODEL_CACHE_DIR=str(cache_dir),
         SERVED_MODELS="churn",
         DOCS_ENABLED="true",
         HOST="127.0.0.1",
         PORT=str(port),
         PYTHONUNBUFFERED="1",
+        **extra_env,
     )
     base_url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -144,9 +150,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 time.sleep(0.1)
         if not ready:
             pytest.fail(f"the server did not become ready:\n{_stop(process)}")
-        yield Server(base_url, API_KEY, ("churn",))
+        yield Server(base_url, api_key, ("churn",))
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    store = trained_store(tmp_path_factory.mktemp("browser-store"))
+    keys = [{"name": "browser", "scopes": ["predict", "read"],
+             "sha256": hashlib.sha256(API_KEY.encode()).hexdigest()}]  # fmt: skip
+    with running_server(
+        store.tracking_uri, store.artifact_uri, keys, tmp_path_factory.mktemp("browser-cache")
+    ) as started:
+        yield started
 
 
 @dataclass
@@ -273,9 +290,13 @@ class Browser:
 
         self._thread.submit(start).result(timeout=120)
 
-    def run(self, scenario: Callable[[Pages], T]) -> T:
+    def run(self, scenario: Callable[[Pages], T], server: Server | None = None) -> T:
+        """``scenario(pages)`` on the browser's thread, against ``server`` (default: the
+        session's). The browser's cookies are cleared first: each scenario logs in itself."""
+
         def task() -> T:
-            pages = Pages(self._context, self._server)
+            self._context.clear_cookies()
+            pages = Pages(self._context, server or self._server)
             try:
                 return scenario(pages)
             finally:
