@@ -135,6 +135,25 @@ def _stat_ref(where: str, metric: dict[str, Any]) -> MetricRef:
     return MetricRef(where, metric["Namespace"], metric["MetricName"], dimensions)
 
 
+_INSIGHTS = re.compile(
+    r'^SELECT\s+\w+\((\w+)\)\s+FROM\s+SCHEMA\("([^"]+)",\s*([^)]*)\)'
+    r"(?:\s+WHERE\s+(.*))?$"
+)
+_WHERE = re.compile(r"(\w+)\s*=\s*'([^']*)'")
+
+
+def insights_refs(where: str, expression: str) -> list[MetricRef]:
+    """The metric a Metrics Insights ``SELECT f(Metric) FROM SCHEMA("Ns", dims) WHERE d = 'v'``
+    alarm reads: exactly that dimension schema, with the values its WHERE pins."""
+    found = _INSIGHTS.match(expression.strip())
+    assert found, f"{where}: not a Metrics Insights query this check reads: {expression}"
+    metric, namespace, names_text, condition = found.groups()
+    names = [name.strip() for name in names_text.split(",") if name.strip()]
+    pinned = dict(_WHERE.findall(condition or ""))
+    assert set(pinned) <= set(names), (where, pinned, names)
+    return [MetricRef(where, namespace, metric, tuple((n, pinned.get(n)) for n in names))]
+
+
 def alarm_refs(template: dict[str, Any]) -> list[MetricRef]:
     refs = []
     for logical_id, body in template["Resources"].items():
@@ -147,4 +166,6 @@ def alarm_refs(template: dict[str, Any]) -> list[MetricRef]:
         for query in properties.get("Metrics", ()):
             if "MetricStat" in query:
                 refs.append(_stat_ref(where, query["MetricStat"]["Metric"]))
+            elif str(query.get("Expression", "")).lstrip().upper().startswith("SELECT"):
+                refs.extend(insights_refs(where, query["Expression"]))
     return refs

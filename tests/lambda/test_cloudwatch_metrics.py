@@ -59,6 +59,15 @@ def emitted(handler: Any, context: LambdaContext, capsys: pytest.CaptureFixture[
     """The EMF metrics of a cold invocation that serves one prediction."""
     capsys.readouterr()
     assert invoke(handler, load_event("rest_v1_predict_churn"), context).status == 200
+    # The two metrics a quiet invocation does not send, printed by the functions that send
+    # them (the predict route while a traffic policy splits; the prediction log on drops).
+    from functions.api.observability import (
+        publish_prediction_log_dropped,
+        publish_predictions_by_variant,
+    )
+
+    publish_predictions_by_variant("churn", {"challenger": 1})
+    publish_prediction_log_dropped({("churn", "buffer_full"): 1})
     found = _emitted(capsys.readouterr().out)
     assert found, "the handler printed no EMF document"
     return found
@@ -130,6 +139,8 @@ def test_dashboard_and_alarms_name_only_metrics_that_exist(
     charted = {(r.name, r.dimension_names) for r in refs if r.namespace == "MLOps"}
     assert ("ColdStart", frozenset({"function_name", "service"})) in charted
     assert ("Predictions", frozenset({"model", "risk_level", "service"})) in charted
+    assert ("VariantPredictions", frozenset({"model", "service", "variant"})) in charted
+    assert ("PredictionLogDropped", frozenset({"model", "reason", "service"})) in charted
 
 
 def test_the_check_rejects_metrics_nobody_emits(emitted: Emitted, template: dict[str, Any]) -> None:
@@ -153,7 +164,7 @@ def test_every_alarm_notifies_the_topic_and_is_on_the_dashboard(template: dict[s
     alarms = {k for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert alarms == {
         "Api5xxRateAlarm", "ApiP99LatencyAlarm", "LambdaErrorsAlarm", "LambdaThrottlesAlarm",
-        "DynamoDBThrottlesAlarm",
+        "DynamoDBThrottlesAlarm", "PredictionLogDropsAlarm",
     }  # fmt: skip
     for name in alarms:
         properties = resources[name]["Properties"]
