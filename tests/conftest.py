@@ -105,3 +105,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return BROWSER_TESTS if nodeid.startswith(BROWSER_TESTS) else nodeid
 
     return _BrowserTestsTogether(config, log)
+
+
+def _moto_keeps_no_stream_log() -> None:
+    """Stop moto from recording DynamoDB stream records (the tracking table has a stream).
+
+    moto appends every write of a streamed table to an in-memory list that it never trims, and
+    deep-copies that list with the tables on every TransactWriteItems, so a long registry race
+    would copy a growing log thousands of times. No test reads moto's stream (moto does not
+    serve DescribeStream; tests/lambda/test_events_handler.py builds stream records from the
+    table's items), so the log is not kept. The table's stream setting is still checked.
+    """
+    try:
+        from moto.dynamodb.models.table import StreamShard
+    except ImportError:  # moto not installed: nothing to change
+        return
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        return None
+
+    StreamShard.add = add  # type: ignore[method-assign]
+
+
+_moto_keeps_no_stream_log()

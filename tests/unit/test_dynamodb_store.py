@@ -654,9 +654,16 @@ def test_register_and_promote_are_one_transaction_each(store: DynamoDBStore, api
     api.calls.clear()
     registry.promote("m", 2, to="production")
     (items,) = _transact_items(api)
-    # model updated_at, production alias, v2 -> production, v1 -> archived, history entry
+    # model updated_at, production alias, v2 -> production, v1 -> archived, history entry, and
+    # the outbox event in the same transaction
     kinds = sorted(next(iter(item)) for item in items)
-    assert kinds == ["Put", "Put", "Update", "Update", "Update"]
+    assert kinds == ["Put", "Put", "Put", "Update", "Update", "Update"]
+    (outbox,) = [
+        i["Put"]["Item"]
+        for i in items
+        if i.get("Put", {}).get("Item", {}).get("sk") == {"S": "EVENT"}
+    ]
+    assert outbox["status"] == {"S": "pending"}
     assert "Scan" not in api.operations()
     assert {op for op, _ in api.calls} <= {"GetItem", "Query", "TransactWriteItems"}
 

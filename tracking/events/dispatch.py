@@ -74,6 +74,29 @@ class Dispatcher:
         self._clock = clock
         self._transport = transport
         self._resolver = resolver
+        self._client: httpx.Client | None = None
+
+    def _http(self) -> httpx.Client:
+        """One client per pass: its TLS context and connections are reused across events.
+
+        Connections are pooled by the checked address the URL names, so reuse never skips a
+        check: every request's address was checked after its own resolution.
+        """
+        if self._client is None:
+            # trust_env=False: no proxy from the environment may carry the request elsewhere.
+            self._client = httpx.Client(
+                transport=self._transport or httpx.HTTPTransport(retries=0),
+                timeout=self.config.timeout_seconds,
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Close the pass's connections (an injected transport belongs to its owner)."""
+        if self._client is not None and self._transport is None:
+            self._client.close()
+        self._client = None
 
     @property
     def enabled(self) -> bool:
@@ -96,19 +119,22 @@ class Dispatcher:
         if not self.enabled:
             return report
         started = time.monotonic()
-        for record in self.store.due_events(self._clock(), limit):
-            if budget_seconds is not None and time.monotonic() - started > budget_seconds:
-                break
-            outcome = self.deliver(record)
-            event_id = record.event.event_id
-            if outcome is None:
-                report.skipped.append(event_id)
-            elif outcome.status is EventStatus.DELIVERED:
-                report.delivered.append(event_id)
-            elif outcome.status is EventStatus.DEAD:
-                report.dead.append(event_id)
-            else:
-                report.retrying.append(event_id)
+        try:
+            for record in self.store.due_events(self._clock(), limit):
+                if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+                    break
+                outcome = self.deliver(record)
+                event_id = record.event.event_id
+                if outcome is None:
+                    report.skipped.append(event_id)
+                elif outcome.status is EventStatus.DELIVERED:
+                    report.delivered.append(event_id)
+                elif outcome.status is EventStatus.DEAD:
+                    report.dead.append(event_id)
+                else:
+                    report.retrying.append(event_id)
+        finally:
+            self.close()
         return report
 
     def deliver(self, record: OutboxRecord) -> OutboxRecord | None:
@@ -178,22 +204,12 @@ class Dispatcher:
         headers["Host"] = target.host_header()
         headers["User-Agent"] = USER_AGENT
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        # trust_env=False: no proxy from the environment may carry the request elsewhere.
-        client = httpx.Client(
-            transport=self._transport or httpx.HTTPTransport(retries=0),
-            timeout=self.config.timeout_seconds,
-            follow_redirects=False,
-            trust_env=False,
-        )
         try:
-            response = client.post(
+            response = self._http().post(
                 target.url(), content=body, headers=headers, extensions=extensions
             )
         except httpx.HTTPError as error:
             return f"{type(error).__name__}: {error}"[:MAX_ERROR]
-        finally:
-            if self._transport is None:  # an injected transport belongs to its owner
-                client.close()
         if 200 <= response.status_code < 300:
             return None
         return f"HTTP {response.status_code}"
