@@ -3,7 +3,8 @@
 A model name appears only in its own package (``models.churn``, ``models.rag``). Loading a
 version picks its predictor by what the registry stored: the package that declares the version's
 name *and* flavor, else the flavor's generic predictor built from the stored signature
-(``models.tabular``, ``models.onnx_tabular``), so a team's registered model is served without code here.
+(``models.tabular``, ``models.onnx_tabular``), so a team's registered model is served without
+code here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 
 from models.churn.serving import SERVED as CHURN
 from models.churn_baseline.serving import SERVED as CHURN_BASELINE
-from models.rag.serving import SERVED as RAG
 from models.onnx_tabular import served_model as onnx_served_model
+from models.rag.serving import SERVED as RAG
 from models.serving import Predictor, ServedModel
 from models.tabular import served_model as generic_served_model
 from tracking import InvalidInput, ModelRegistry, ModelVersion

@@ -43,11 +43,13 @@ class OnnxModel:
         self.input_name: str = inputs[0].name
         shape = inputs[0].shape
         #: The input's column count when the graph fixes it (an int, not a symbolic name).
-        self.width: int | None = shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
+        fixed = len(shape) == 2 and isinstance(shape[-1], int)
+        self.width: int | None = shape[-1] if fixed else None
         self.output_name, self.binary = _chosen_output(session, source)
         metadata = session.get_modelmeta().custom_metadata_map
         try:
-            names = json.loads(metadata[FEATURE_NAMES_KEY]) if FEATURE_NAMES_KEY in metadata else None
+            raw = metadata.get(FEATURE_NAMES_KEY)
+            names = None if raw is None else json.loads(raw)
         except json.JSONDecodeError:
             names = False  # reported below, with the other malformed values
         if names is not None and not (

@@ -228,8 +228,7 @@ def load_onnx(raw: bytes, *, threads: int = ONNX_THREADS) -> Any:
         raise InvalidInput(
             "onnx artifact is a pickle; convert scikit-learn models with skl2onnx instead"
         )
-    # onnxruntime ships no type information.
-    import onnxruntime  # type: ignore[import-untyped,unused-ignore]
+    import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -275,7 +274,7 @@ def load_model(path: Path, flavor: Flavor, *, allow_pickle: bool = False) -> Any
                 "(ALLOW_PICKLE_MODELS=true on the server)"
             )
         try:
-            import joblib  # type: ignore[import-not-found]  # optional: only for opted-in pickles
+            import joblib  # optional: only for opted-in pickles
         except ImportError as exc:
             # Part of the documented contract (InvalidInput), not a bare ImportError that the
             # API would answer with a 500.

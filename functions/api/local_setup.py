@@ -1,6 +1,7 @@
-"""``make run``'s set-up: a production churn model and a local API key, in the embedded store.
+"""``make run``'s set-up: production churn models and a local API key, in the embedded store.
 
-Trains, registers and promotes the demo model only when there is no production version yet, and
+Trains, registers and promotes each demo model (``churn``, XGBoost; ``churn-baseline``, the
+logistic ONNX baseline) only when it has no production version yet, and
 creates a random local key once: its SHA-256 goes to ``.tracking/api_keys.json`` (the ``API_KEYS``
 format) and the key itself is printed this one time, with a curl command to paste.
 """
@@ -41,6 +42,28 @@ def ensure_model() -> None:
     )
 
 
+def ensure_baseline() -> None:
+    registry = ModelRegistry()
+    try:
+        version = registry.get_version_by_alias("churn-baseline", "production")
+        typer.echo(f"churn-baseline {version.label} is in production already")
+        return
+    except NotFound:
+        pass
+    # Training needs scikit-learn and skl2onnx (requirements-train.txt, which `make install`
+    # installs); serving it needs onnxruntime only.
+    from models.churn_baseline.train import BaselineConfig
+    from models.churn_baseline.train import run_training as train_baseline
+
+    result = train_baseline(BaselineConfig(), promote="production")
+    assert result.version is not None
+    typer.echo(
+        f"trained and promoted churn-baseline {result.version.label} (ONNX): "
+        f"test AUC {result.test_metrics['test_auc']:.3f}, "
+        f"Brier {result.test_metrics['test_brier']:.3f}"
+    )
+
+
 def ensure_key(port: str) -> None:
     if KEY_FILE.exists():
         typer.echo(
@@ -68,6 +91,7 @@ def ensure_key(port: str) -> None:
 
 def main() -> None:
     ensure_model()
+    ensure_baseline()
     ensure_key(os.environ.get("PORT", "8000"))
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import sklearn
 import skl2onnx
+import sklearn
 import typer
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.impute import SimpleImputer
@@ -129,9 +129,7 @@ def to_onnx(pipeline: Pipeline) -> bytes:
 def onnx_probabilities(raw: bytes, features: np.ndarray) -> np.ndarray:
     """Positive-class probabilities from onnxruntime, as the server computes them."""
     session = load_onnx(raw)
-    [probabilities] = session.run(
-        ["probabilities"], {INPUT_NAME: features.astype(np.float32)}
-    )
+    [probabilities] = session.run(["probabilities"], {INPUT_NAME: features.astype(np.float32)})
     return np.asarray(probabilities[:, 1], dtype=np.float64)
 
 
