@@ -27,10 +27,10 @@ import xgboost as xgb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.churn.data import generate, split  # noqa: E402
-from models.churn.features import FEATURE_NAMES, FEATURE_TYPES  # noqa: E402
-from models.churn_baseline.train import BaselineConfig, fit, to_onnx  # noqa: E402
-from tracking.flavors import load_onnx  # noqa: E402
+from models.churn.data import generate, split
+from models.churn.features import FEATURE_NAMES, FEATURE_TYPES
+from models.churn_baseline.train import BaselineConfig, fit, to_onnx
+from tracking.flavors import load_onnx
 
 
 def per_call_us(call: Callable[[], Any], calls: int, repeats: int) -> float:
@@ -44,12 +44,12 @@ def per_call_us(call: Callable[[], Any], calls: int, repeats: int) -> float:
 
 
 def import_seconds(repeats: int) -> float:
-    code = "import time; t = time.perf_counter(); import onnxruntime; print(time.perf_counter() - t)"
-    runs = [
-        float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                             text=True).stdout)  # fmt: skip
-        for _ in range(repeats)
-    ]
+    code = "import time; t = time.perf_counter(); import onnxruntime; print(time.perf_counter()-t)"
+    runs = []
+    for _ in range(repeats):
+        done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                              text=True)  # fmt: skip
+        runs.append(float(done.stdout))
     return statistics.median(runs)
 
 
@@ -89,8 +89,9 @@ def main() -> None:
             )  # fmt: skip
         for label, value in cases.items():
             print(f"{label:<42}{rows:>6}{value:>12.1f}{value / baseline:>12.2f}")
-    print(f"first ONNX load: import onnxruntime {import_seconds(args.repeats) * 1e3:.0f} ms "
-          f"(median of {args.repeats} fresh interpreters), session {session_ms:.1f} ms")  # fmt: skip
+    imported = import_seconds(args.repeats) * 1e3
+    print(f"first ONNX load: import onnxruntime {imported:.0f} ms (median of {args.repeats} "
+          f"fresh interpreters), session {session_ms:.1f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":
