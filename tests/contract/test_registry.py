@@ -138,7 +138,12 @@ def test_pickle_refused_as_xgboost_and_without_opt_in(
     with pytest.raises(InvalidInput, match="allow_pickle"):
         registry.register_model("churn", run_id, "pickle", flavor="sklearn")
     with pytest.raises(InvalidInput, match="flavor"):
+        registry.register_model("churn", run_id, "model_json", flavor="tensorflow")
+    # onnx is a flavor now: an XGBoost JSON file is not an ONNX graph, and nothing is written.
+    with pytest.raises(InvalidInput, match="not a valid ONNX model"):
         registry.register_model("churn", run_id, "model_json", flavor="onnx")
+    with pytest.raises(InvalidInput, match="pickle"):
+        registry.register_model("churn", run_id, "pickle", flavor="onnx")
     with pytest.raises(NotFound):
         registry.get_model("churn")
     assert snapshot(backend) == before
