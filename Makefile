@@ -12,8 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.runtime-installed: $(BIN)/python requirements.txt pyproject.toml
-	$(PIP) install --quiet -r requirements.txt
+# `make run` trains its demo models, so the local venv carries the training dependencies too
+# (requirements-train.txt includes requirements.txt); the image installs requirements.txt only.
+$(VENV)/.runtime-installed: $(BIN)/python requirements.txt requirements-train.txt pyproject.toml
+	$(PIP) install --quiet -r requirements-train.txt
 	$(PIP) install --quiet --no-deps --editable .
 	touch $@
 
@@ -26,7 +28,7 @@ install-dev: $(VENV)/.dev-installed
 
 PORT ?= 8000
 # make run's models (local_setup trains both when they have no production version).
-SERVED_MODELS ?= churn,rag
+SERVED_MODELS ?= churn,churn-baseline,rag
 
 run: install
 	$(BIN)/tracking init

@@ -13,7 +13,10 @@
 #        Runtime API emulator), which feeds the canned events and checks each answer is a 200;
 #      - server mode: HOST=127.0.0.1, PORT=<free port>; /health polled, then /predict/churn;
 #        the image's HEALTHCHECK command is run inside the container too.
-#   5. The image size.
+#   5. The image size and the size of its virtual environment (/opt/venv).
+#
+# Both modes serve every demo model (SERVED_MODELS, default churn,churn-baseline; override with
+# IMAGE_CHECK_SERVED_MODELS), so the cold start includes loading and warming each of them.
 #
 # Everything lives under IMAGE_CHECK_DIR (default /var/tmp/ml-api-image-check), storage included,
 # so the machine's own container storage is never touched. IMAGE_CHECK_BUILD=0 re-checks the image
@@ -27,6 +30,7 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=localhost/ml-api-base:bookworm
 IMAGE=localhost/ml-api:check
 PYTHON=${PYTHON:-python3}
+SERVED=${IMAGE_CHECK_SERVED_MODELS:-churn,churn-baseline}
 BUILDAH=(buildah --root "$WORK/storage" --runroot "$WORK/run" --storage-driver vfs)
 export BUILDAH_ISOLATION=chroot STORAGE_DRIVER=vfs
 
@@ -145,6 +149,13 @@ new_container() {
 # isolation shares the host's network, so each side reaches the other on 127.0.0.1.
 
 # -- 4a. Lambda mode ------------------------------------------------------------------------------
+# What the container start alone costs here (buildah's chroot setup and a bare interpreter), so
+# the cold start below can be read without it.
+ctr=$(new_container)
+bare_started=$(date +%s%3N)
+"${BUILDAH[@]}" run --isolation chroot --user "$USER_ID" "$ctr" -- python -c pass
+BARE_MS=$(($(date +%s%3N) - bare_started))
+echo "container start + bare python: ${BARE_MS} ms"
 step "Lambda mode: the image's command against a local Runtime API emulator"
 ctr=$(new_container)
 port_file="$WORK/runtime-api.port"
@@ -164,7 +175,7 @@ setsid "${BUILDAH[@]}" run --isolation chroot --user "$USER_ID" \
     --env AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 --env AWS_LAMBDA_FUNCTION_VERSION=\$LATEST \
     --env AWS_REGION=us-east-1 --env AWS_EXECUTION_ENV=AWS_Lambda_python3.12 \
     --env POWERTOOLS_SERVICE_NAME=ml-api --env POWERTOOLS_METRICS_NAMESPACE=MLOps \
-    --env API_KEYS="$EVENT_KEYS" \
+    --env API_KEYS="$EVENT_KEYS" --env SERVED_MODELS="$SERVED" \
     "$ctr" -- "${CMD[@]}" >"$WORK/lambda-runtime.log" 2>&1 &
 runtime=$!
 PIDS+=("$runtime")
@@ -188,7 +199,7 @@ step "server mode: the image's command with HOST=127.0.0.1 and a free PORT"
 ctr=$(new_container)
 port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 setsid "${BUILDAH[@]}" run --isolation chroot --user "$USER_ID" \
-    --env HOST=127.0.0.1 --env PORT="$port" --env API_KEYS="$API_KEYS" \
+    --env HOST=127.0.0.1 --env PORT="$port" --env API_KEYS="$API_KEYS" --env SERVED_MODELS="$SERVED" \
     "$ctr" -- "${CMD[@]}" >"$WORK/server.log" 2>&1 &
 server=$!
 PIDS+=("$server")
@@ -208,6 +219,7 @@ while True:
             sys.exit("image-check: /health did not answer within 120 s")
         time.sleep(0.2)
 print(f"/health after {time.monotonic() - started:.1f} s: {health['status']}")
+print("served:", json.dumps(health.get("models", health), sort_keys=True)[:600])
 assert health["status"] == "ok", health
 body = json.dumps({"player_id": "p_123", "sessions_7d": 4, "playtime_7d": 95.5, "iap_count": 1})
 request = urllib.request.Request(f"{base}/predict/churn", data=body.encode(), method="POST",
@@ -238,5 +250,12 @@ kill -- "-$server" 2>/dev/null || true
 step "image size"
 "${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE"
 "${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$BASE"
-echo "image-check passed: built in $BUILD_SECONDS; cold start through the Lambda runtime path" \
-    "(container start -> first prediction) ${COLD_START} s"
+ctr=$(new_container)
+VENV_MB=$("${BUILDAH[@]}" run --isolation chroot "$ctr" -- du -sm /opt/venv | cut -f1)
+echo "virtual environment /opt/venv: ${VENV_MB} MB; largest packages (MB):"
+"${BUILDAH[@]}" run --isolation chroot "$ctr" -- sh -c \
+    'du -sm /opt/venv/lib/python3*/site-packages/* | sort -rn | head -8'
+echo "served models: $SERVED"
+echo "image-check passed: built in $BUILD_SECONDS; venv ${VENV_MB} MB; cold start through the" \
+    "Lambda runtime path (container start -> first prediction, $SERVED loaded) ${COLD_START} s," \
+    "of which container start + bare python ${BARE_MS} ms"

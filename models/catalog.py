@@ -3,7 +3,8 @@
 A model name appears only in its own package (``models.churn``, ``models.rag``). Loading a
 version picks its predictor by what the registry stored: the package that declares the version's
 name *and* flavor, else the flavor's generic predictor built from the stored signature
-(``models.tabular``), so a team's registered model is served without code here.
+(``models.tabular``, ``models.onnx_tabular``), so a team's registered model is served without
+code here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.churn.serving import SERVED as CHURN
+from models.churn_baseline.serving import SERVED as CHURN_BASELINE
+from models.onnx_tabular import served_model as onnx_served_model
 from models.rag.serving import SERVED as RAG
 from models.serving import Predictor, ServedModel
 from models.tabular import served_model as generic_served_model
@@ -20,7 +23,7 @@ from tracking import InvalidInput, ModelRegistry, ModelVersion
 from tracking.entities import Flavor
 
 #: The packages' declarations, in the order their routes appear in the docs.
-PACKAGES: tuple[ServedModel, ...] = (CHURN, RAG)
+PACKAGES: tuple[ServedModel, ...] = (CHURN, CHURN_BASELINE, RAG)
 
 
 def _retriever(version: ModelVersion) -> ServedModel:
@@ -33,6 +36,7 @@ def _retriever(version: ModelVersion) -> ServedModel:
 GENERIC: dict[Flavor, Callable[[ModelVersion], ServedModel]] = {
     Flavor.XGBOOST: generic_served_model,
     Flavor.RETRIEVER: _retriever,
+    Flavor.ONNX: onnx_served_model,
 }
 
 

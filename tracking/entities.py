@@ -143,6 +143,8 @@ class Flavor(enum.StrEnum):
     JOBLIB = "joblib"
     #: A search index: numeric arrays and a JSON manifest in one ``.npz``, read without pickle.
     RETRIEVER = "retriever"
+    #: An ONNX graph (protobuf), run by onnxruntime on CPU: data, not code.
+    ONNX = "onnx"
 
 
 #: Flavors whose artifacts are pickles: registered and loaded only when explicitly allowed.

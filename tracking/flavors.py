@@ -9,6 +9,12 @@ Retriever indexes (``retriever``) are one ``.npz`` file: numeric ``.npy`` arrays
 ``manifest`` member, a UTF-8 JSON object stored as a ``uint8`` array. NumPy reads it with
 ``allow_pickle=False``, which refuses object arrays (the only way an ``.npy`` holds a pickle), so
 loading one never runs code. One file, because a registered version points at one artifact.
+
+ONNX models (``onnx``) are one ``.onnx`` file: a protobuf graph of standard operators (scikit-learn
+pipelines converted with skl2onnx at training time), run by onnxruntime's CPU provider. It holds
+no code; onnxruntime refuses operators it does not implement, and the graph is read from the
+verified bytes, so it cannot pull in external data files. onnxruntime is imported only when an
+ONNX version is loaded (a server that serves none never pays its ~0.1 s import).
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ RETRIEVER_FORMAT_VERSION = 1
 MAX_RETRIEVER_BYTES = 1 << 30
 #: Bool, signed and unsigned integers, floats: dtypes that carry numbers only.
 _NUMERIC_KINDS = frozenset("biuf")
+#: onnxruntime threads per session. Serving runs one request at a time per worker and a request
+#: has a few rows: a thread pool costs more than it saves (bench/onnx_bench.py measures it).
+ONNX_THREADS = 1
 #: Fixed member timestamp, so the same arrays give the same bytes (and the same SHA-256).
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -209,6 +218,42 @@ def check_retriever_artifact(path: Path) -> None:
     load_retriever(path)
 
 
+def load_onnx(raw: bytes, *, threads: int = ONNX_THREADS) -> Any:
+    """An onnxruntime ``InferenceSession`` on the CPU provider, built from verified bytes.
+
+    Raises:
+        InvalidInput: a pickle, or bytes onnxruntime cannot load as a model.
+    """
+    if raw[:1] == _PICKLE_MAGIC:
+        raise InvalidInput(
+            "onnx artifact is a pickle; convert scikit-learn models with skl2onnx instead"
+        )
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = threads
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    # Its own warnings (e.g. unused initialisers) go to stderr, not into the JSON logs.
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(
+            raw, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own (pybind) classes, no common base
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise InvalidInput(f"not a valid ONNX model: {first_line[:200]}") from exc
+
+
+def check_onnx_artifact(path: Path) -> None:
+    """Prove at registration that an ONNX artifact opens as an onnxruntime session.
+
+    Raises:
+        InvalidInput: as ``load_onnx``.
+    """
+    load_onnx(path.read_bytes())
+
+
 def load_model(path: Path, flavor: Flavor, *, allow_pickle: bool = False) -> Any:
     """Load a verified artifact.
 
@@ -220,6 +265,8 @@ def load_model(path: Path, flavor: Flavor, *, allow_pickle: bool = False) -> Any
         return load_xgboost(path.read_bytes())
     if flavor is Flavor.RETRIEVER:
         return load_retriever(path)
+    if flavor is Flavor.ONNX:
+        return load_onnx(path.read_bytes())
     if flavor in PICKLE_FLAVORS:
         if not allow_pickle:
             raise InvalidInput(
@@ -227,7 +274,7 @@ def load_model(path: Path, flavor: Flavor, *, allow_pickle: bool = False) -> Any
                 "(ALLOW_PICKLE_MODELS=true on the server)"
             )
         try:
-            import joblib  # type: ignore[import-not-found]  # optional: only for opted-in pickles
+            import joblib  # optional: only for opted-in pickles
         except ImportError as exc:
             # Part of the documented contract (InvalidInput), not a bare ImportError that the
             # API would answer with a 500.

@@ -50,6 +50,7 @@ from tracking.entities import (
 )
 from tracking.errors import Conflict, InvalidInput, NotFound
 from tracking.flavors import (
+    check_onnx_artifact,
     check_retriever_artifact,
     check_xgboost_artifact,
     load_model,
@@ -199,7 +200,8 @@ class ModelRegistry:
         The artifact is downloaded and checked against its recorded SHA-256; an ``xgboost``
         artifact must load as XGBoost's native JSON or UBJ (its feature names become the
         signature when none is given); a ``retriever`` artifact must be an index bundle that
-        loads without pickle. Pickle flavors need ``allow_pickle=True``.
+        loads without pickle; an ``onnx`` artifact must open as an onnxruntime session. Pickle
+        flavors need ``allow_pickle=True``.
 
         ``signature`` (the inputs) and ``output_signature`` (the response) are pydantic models
         (``ChurnFeatures``), lists of ``FeatureSpec`` or of their dicts, or name -> type
@@ -208,8 +210,8 @@ class ModelRegistry:
         Raises:
             InvalidInput: bad name, flavor, signature, tags or metadata (too large, or not JSON);
                 a pickle flavor without ``allow_pickle``; an xgboost artifact that is not native
-                JSON/UBJ; a retriever artifact that is not a pickle-free index bundle. Nothing is
-                written.
+                JSON/UBJ; a retriever artifact that is not a pickle-free index bundle; an onnx
+                artifact onnxruntime cannot open. Nothing is written.
             NotFound: no such run, or the run has no artifact called ``artifact``.
             IntegrityError: the artifact's bytes do not match their recorded SHA-256.
         """
@@ -240,6 +242,8 @@ class ModelRegistry:
                 specs = specs if specs is not None else inferred
             elif chosen_flavor is Flavor.RETRIEVER:
                 check_retriever_artifact(local)
+            elif chosen_flavor is Flavor.ONNX:
+                check_onnx_artifact(local)
 
         for attempt in range(REGISTER_ATTEMPTS):
             try:

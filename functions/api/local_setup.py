@@ -1,6 +1,8 @@
-"""``make run``'s set-up: production churn and rag models and a local API key (embedded store).
+"""``make run``'s set-up: the demo models in production and a local API key (embedded store).
 
-Trains, registers and promotes each demo model only when it has no production version yet, and
+Trains, registers and promotes each demo model (``churn``, XGBoost; ``churn-baseline``, the
+logistic ONNX baseline; ``rag``, the documentation retriever) only when it has no production
+version yet, and
 creates a random local key once: its SHA-256 goes to ``.tracking/api_keys.json`` (the ``API_KEYS``
 format) and the key itself is printed this one time, with a curl command to paste.
 """
@@ -46,6 +48,23 @@ def ensure_churn(registry: ModelRegistry) -> None:
     )
 
 
+def ensure_baseline(registry: ModelRegistry) -> None:
+    if _in_production(registry, "churn-baseline"):
+        return
+    # Training needs scikit-learn and skl2onnx (requirements-train.txt, which `make install`
+    # installs); serving it needs onnxruntime only.
+    from models.churn_baseline.train import BaselineConfig
+    from models.churn_baseline.train import run_training as train_baseline
+
+    result = train_baseline(BaselineConfig(), promote="production")
+    assert result.version is not None
+    typer.echo(
+        f"trained and promoted churn-baseline {result.version.label} (ONNX): "
+        f"test AUC {result.test_metrics['test_auc']:.3f}, "
+        f"Brier {result.test_metrics['test_brier']:.3f}"
+    )
+
+
 def ensure_rag(registry: ModelRegistry) -> None:
     if _in_production(registry, "rag"):
         return
@@ -62,6 +81,7 @@ def ensure_rag(registry: ModelRegistry) -> None:
 def ensure_models() -> None:
     registry = ModelRegistry()
     ensure_churn(registry)
+    ensure_baseline(registry)
     ensure_rag(registry)
 
 

@@ -53,6 +53,8 @@ from tracking import ExperimentLogger, ModelRegistry, ModelVersion, TrackingErro
 SWEEP_DEPTHS = (3, 5, 7)
 SWEEP_RATES = (0.05, 0.1)
 DATA_DIR = Path(".tracking/data")
+#: The run tag that tells churn's model kinds apart in the tracker (models.churn.compare).
+MODEL_TYPE = "xgboost"
 
 
 class Stage(enum.StrEnum):
@@ -173,7 +175,13 @@ def train_one(
     ):
         folder = Path(tmp)
         run.log_params(config.params())
-        run.set_tags({"model": config.model_name, "framework": f"xgboost-{xgb.__version__}"})
+        run.set_tags(
+            {
+                "model": config.model_name,
+                "model_type": MODEL_TYPE,
+                "framework": f"xgboost-{xgb.__version__}",
+            }
+        )
         for split_name, path in splits.files.items():
             run.log_dataset(split_name, path)
         dtrain, dvalidation = _matrix(splits.train), _matrix(splits.validation)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from tests.contract.conftest import RACE_BACKENDS, Backend
 from tests.contract.helpers import snapshot
-from tests.models_fixtures import FEATURES, save_model_files
+from tests.models_fixtures import FEATURES, save_model_files, save_onnx_model, train_logistic
 from tracking import (
     Conflict,
     ExperimentLogger,
@@ -138,7 +138,12 @@ def test_pickle_refused_as_xgboost_and_without_opt_in(
     with pytest.raises(InvalidInput, match="allow_pickle"):
         registry.register_model("churn", run_id, "pickle", flavor="sklearn")
     with pytest.raises(InvalidInput, match="flavor"):
+        registry.register_model("churn", run_id, "model_json", flavor="tensorflow")
+    # onnx is a flavor now: an XGBoost JSON file is not an ONNX graph, and nothing is written.
+    with pytest.raises(InvalidInput, match="not a valid ONNX model"):
         registry.register_model("churn", run_id, "model_json", flavor="onnx")
+    with pytest.raises(InvalidInput, match="pickle"):
+        registry.register_model("churn", run_id, "pickle", flavor="onnx")
     with pytest.raises(NotFound):
         registry.get_model("churn")
     assert snapshot(backend) == before
@@ -293,6 +298,25 @@ def test_load_verifies_sha256(
     _tamper(backend, mv.artifact_uri, tmp_path)
     with pytest.raises(IntegrityError):
         registry.load_model("churn")
+
+
+def test_onnx_load_verifies_sha256(
+    registry: ModelRegistry, logger: ExperimentLogger, backend: Backend, tmp_path: Path
+) -> None:
+    pipeline = train_logistic()
+    path = save_onnx_model(tmp_path / "model.onnx", pipeline)
+    run = logger.log_experiment("churn", artifacts={"model": path})
+    mv = registry.register_model("team-onnx", run.run_id, "model", flavor="onnx")
+    assert mv.flavor.value == "onnx"
+    registry.promote("team-onnx", 1, to="production")
+    loaded, session = registry.load_model("team-onnx")
+    assert loaded.sha256 == mv.sha256
+    rows = np.array([[0.9, 0.5, 0.1], [0.1, 0.2, 0.3]], dtype=np.float32)
+    [probabilities] = session.run(["probabilities"], {"input": rows})
+    np.testing.assert_allclose(probabilities, pipeline.predict_proba(rows), atol=1e-5)
+    _tamper(backend, mv.artifact_uri, tmp_path)
+    with pytest.raises(IntegrityError):
+        registry.load_model("team-onnx")
 
 
 def _tamper(backend: Backend, uri: str, tmp_path: Path) -> None:

@@ -174,6 +174,21 @@ def test_runtime_dependencies_only(instructions: list[Instruction]) -> None:
     assert "awslambdaric" in pins  # serve.py's Lambda mode
 
 
+def test_training_libraries_never_reach_the_runtime_venv(
+    instructions: list[Instruction], final: list[Instruction]
+) -> None:
+    train_only = [i.args for i in instructions if i.keyword == "RUN" and "train-only" in i.args]
+    assert len(train_only) == 1
+    assert "--target /opt/train" in train_only[0]
+    assert "/opt/train" in train_only[0].split("rm -rf", 1)[1]  # removed after training
+    assert "PYTHONPATH=/opt/train python -m models.churn_baseline.train" in train_only[0]
+    copies = [i.args for i in final if i.keyword == "COPY" and "--from=builder" in i.args]
+    assert not any("/opt/train" in args for args in copies)
+    requirements = (ROOT / "requirements.txt").read_text().lower()
+    assert "onnxruntime==" in requirements  # serving the baseline needs onnxruntime only
+    assert "skl2onnx" not in requirements
+
+
 def test_bytecode_is_compiled(instructions: list[Instruction], final: list[Instruction]) -> None:
     assert any("compileall" in i.args for i in final if i.keyword == "RUN")
     assert any("compileall" in i.args and "/opt/venv" in i.args for i in instructions)
@@ -195,8 +210,8 @@ def test_dockerignore_admits_only_what_the_image_needs() -> None:
     ]
     assert lines[0] == "*"  # everything out, then what is needed back in
     admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert admitted == {"requirements.txt", "pyproject.toml", "README.md", "tracking", "models",
-                        "functions"}  # fmt: skip
+    assert admitted == {"requirements.txt", "requirements-train.txt", "pyproject.toml",
+                        "README.md", "tracking", "models", "functions"}  # fmt: skip
     assert "**/.tracking" in lines  # never a developer's local store or keys
     copied = {
         source

@@ -1,0 +1,313 @@
+"""Train, convert to ONNX, evaluate, log and register the churn baseline.
+
+    python -m models.churn_baseline.train [--rows 20000] [--c 1.0] [--seed 42]
+                                          [--promote staging|production]
+
+The run goes to churn's experiment with churn's metric names (``test_auc``, ``test_logloss``,
+``test_precision`` ...) and the tag ``model_type``, so the tracker compares it with the XGBoost
+runs (``python -m models.churn.compare``). Metrics are computed on the ONNX model's outputs, the
+ones served; ``onnx_max_abs_diff`` is the largest gap between scikit-learn's and onnxruntime's
+validation probabilities, and training fails when it exceeds ``PARITY_TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import skl2onnx
+import sklearn
+import typer
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from models.churn import EXPERIMENT_NAME
+from models.churn.data import PlayerData
+from models.churn.evaluation import (
+    RiskThresholds,
+    at_threshold,
+    brier,
+    choose_thresholds,
+    log_loss,
+    roc_auc,
+)
+from models.churn.features import FEATURE_NAMES, ChurnFeatures, signature
+from models.churn.predictor import ChurnPrediction
+from models.churn.report import (
+    plot_calibration,
+    plot_feature_importance,
+    plot_precision_recall,
+    plot_roc,
+)
+from models.churn.train import DATA_DIR, Splits, Stage, prepare_data
+from models.churn_baseline import MODEL_NAME, MODEL_TYPE
+from models.onnx_tabular import FEATURE_NAMES_KEY
+from tracking import ExperimentLogger, ModelRegistry, ModelVersion, TrackingError
+from tracking.flavors import load_onnx
+
+#: Largest |sklearn - onnxruntime| probability allowed on the validation set (float32 inputs).
+PARITY_TOLERANCE = 1e-5
+#: The opsets the graph is written for: every onnxruntime since 1.14 runs them.
+TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
+INPUT_NAME = "features"
+
+
+class ParityError(RuntimeError):
+    """The converted model's probabilities differ from scikit-learn's."""
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    rows: int = 20_000
+    c: float = 1.0
+    max_iter: int = 1_000
+    seed: int = 42
+    experiment: str = EXPERIMENT_NAME
+    model_name: str = MODEL_NAME
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "model": "logistic_regression",
+            "C": self.c,
+            "max_iter": self.max_iter,
+            "imputer": "median",
+            "scaler": "standard",
+            "seed": self.seed,
+            "rows": self.rows,
+            "target_opset": json.dumps(TARGET_OPSET, sort_keys=True),
+        }
+
+
+@dataclass
+class BaselineResult:
+    run_id: str
+    test_metrics: dict[str, float]
+    validation_auc: float
+    thresholds: RiskThresholds
+    onnx_max_abs_diff: float
+    seconds: float
+    version: ModelVersion | None = None
+
+
+def fit(train: PlayerData, config: BaselineConfig) -> Pipeline:
+    """The scikit-learn pipeline, fitted; NaN (a missing optional feature) is imputed."""
+    pipeline = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("classify", LogisticRegression(C=config.c, max_iter=config.max_iter)),
+        ]
+    )
+    pipeline.fit(train.features, train.churned)
+    return pipeline
+
+
+def to_onnx(pipeline: Pipeline) -> bytes:
+    """The pipeline as ONNX bytes: one float input ``[rows, 10]`` in ``FEATURE_NAMES`` order,
+    probabilities as a tensor (no ZipMap), the column names in the model's metadata."""
+    model = skl2onnx.convert_sklearn(
+        pipeline,
+        initial_types=[(INPUT_NAME, FloatTensorType([None, len(FEATURE_NAMES)]))],
+        options={id(pipeline.named_steps["classify"]): {"zipmap": False}},
+        target_opset=TARGET_OPSET,
+    )
+    entry = model.metadata_props.add()
+    entry.key, entry.value = FEATURE_NAMES_KEY, json.dumps(list(FEATURE_NAMES))
+    raw: bytes = model.SerializeToString()
+    return raw
+
+
+def onnx_probabilities(raw: bytes, features: np.ndarray) -> np.ndarray:
+    """Positive-class probabilities from onnxruntime, as the server computes them."""
+    session = load_onnx(raw)
+    [probabilities] = session.run(["probabilities"], {INPUT_NAME: features.astype(np.float32)})
+    return np.asarray(probabilities[:, 1], dtype=np.float64)
+
+
+def parity(pipeline: Pipeline, raw: bytes, features: np.ndarray) -> float:
+    """Max |scikit-learn - onnxruntime| probability on ``features``.
+
+    Raises:
+        ParityError: it exceeds ``PARITY_TOLERANCE``.
+    """
+    expected = pipeline.predict_proba(features)[:, 1]
+    difference = float(np.max(np.abs(onnx_probabilities(raw, features) - expected)))
+    if not difference <= PARITY_TOLERANCE:
+        raise ParityError(
+            f"ONNX probabilities differ from scikit-learn's by {difference:.2e} "
+            f"(tolerance {PARITY_TOLERANCE:.0e})"
+        )
+    return difference
+
+
+def train_baseline(
+    logger: ExperimentLogger, config: BaselineConfig, splits: Splits
+) -> BaselineResult:
+    """Fit, convert, check parity and evaluate in one run of churn's experiment."""
+    started = time.perf_counter()
+    with (
+        logger.start_run(config.experiment, run_name=f"logreg-c{config.c:g}") as run,
+        tempfile.TemporaryDirectory(prefix="churn-baseline-") as tmp,
+    ):
+        folder = Path(tmp)
+        run.log_params(config.params())
+        run.set_tags(
+            {
+                "model": config.model_name,
+                "model_type": MODEL_TYPE,
+                "framework": f"scikit-learn-{sklearn.__version__}",
+                "converter": f"skl2onnx-{skl2onnx.__version__}",
+            }
+        )
+        for split_name, path in splits.files.items():
+            run.log_dataset(split_name, path)
+        pipeline = fit(splits.train, config)
+        raw = to_onnx(pipeline)
+        difference = parity(pipeline, raw, splits.validation.features)
+
+        validation_scores = onnx_probabilities(raw, splits.validation.features)
+        validation_auc = roc_auc(splits.validation.churned, validation_scores)
+        thresholds = choose_thresholds(splits.validation.churned, validation_scores)
+        labels = splits.test.churned
+        scores = onnx_probabilities(raw, splits.test.features)
+        at_medium = at_threshold(labels, scores, thresholds.medium)
+        test_metrics = {
+            "test_auc": roc_auc(labels, scores),
+            "test_precision": at_medium["precision"],
+            "test_recall": at_medium["recall"],
+            "test_f1": at_medium["f1"],
+            "test_logloss": log_loss(labels, scores),
+            "test_brier": brier(labels, scores),
+        }
+        # validation_best_auc: churn's name for the validation AUC (one "iteration" here).
+        run.log_metrics(
+            {**test_metrics, "validation_best_auc": validation_auc, "onnx_max_abs_diff": difference}
+        )
+
+        model_path = folder / "model.onnx"
+        model_path.write_bytes(raw)
+        run.log_artifact(model_path, name="model")
+        schema_path = folder / "feature_schema.json"
+        schema_path.write_text(json.dumps(ChurnFeatures.model_json_schema(), indent=2))
+        run.log_artifact(schema_path, name="feature_schema")
+        # Standardised inputs: a coefficient's size is the feature's weight in the logit.
+        coefficients = pipeline.named_steps["classify"].coef_[0]
+        weights = {name: abs(float(w)) for name, w in zip(FEATURE_NAMES, coefficients, strict=True)}
+        for artifact_name, path in (
+            ("roc", plot_roc(labels, scores, test_metrics["test_auc"], folder / "roc.png")),
+            ("precision_recall", plot_precision_recall(labels, scores, folder / "pr.png")),
+            ("calibration", plot_calibration(labels, scores, test_metrics["test_brier"],
+                                             folder / "calibration.png")),
+            ("feature_importance", plot_feature_importance(weights,
+                                                           folder / "feature_importance.png")),
+        ):  # fmt: skip
+            run.log_artifact(path, name=artifact_name)
+        seconds = time.perf_counter() - started
+        run.log_metric("train_seconds", seconds)
+    return BaselineResult(
+        run_id=run.run_id,
+        test_metrics=test_metrics,
+        validation_auc=validation_auc,
+        thresholds=thresholds,
+        onnx_max_abs_diff=difference,
+        seconds=seconds,
+    )
+
+
+def register(
+    registry: ModelRegistry, config: BaselineConfig, result: BaselineResult, promote: str | None
+) -> ModelVersion:
+    """Register the run's ONNX model with churn's signature and its thresholds."""
+    auc = result.test_metrics["test_auc"]
+    version = registry.register_model(
+        config.model_name,
+        run_id=result.run_id,
+        artifact="model",
+        flavor="onnx",
+        signature=signature(),
+        output_signature=ChurnPrediction,
+        description=f"Logistic-regression churn baseline (ONNX), test AUC {auc:.3f}",
+        tags={"model_type": MODEL_TYPE},
+        metadata={
+            "risk_thresholds": result.thresholds.as_dict(),
+            "test_metrics": result.test_metrics,
+            "feature_names": list(FEATURE_NAMES),
+            "onnx_max_abs_diff": result.onnx_max_abs_diff,
+        },
+    )
+    if promote is not None:
+        version = registry.promote(
+            config.model_name,
+            version.version,
+            to=promote,
+            reason=f"trained by models.churn_baseline.train, test AUC {auc:.3f}",
+        )
+    return version
+
+
+def run_training(
+    config: BaselineConfig,
+    *,
+    promote: str | None = None,
+    logger: ExperimentLogger | None = None,
+    registry: ModelRegistry | None = None,
+    data_dir: Path = DATA_DIR,
+) -> BaselineResult:
+    """Train, register and optionally promote the baseline."""
+    logger = logger or ExperimentLogger()
+    registry = registry or ModelRegistry(
+        store=logger.metadata,  # type: ignore[arg-type]  # the built stores serve both ports
+        artifact_store=logger.artifacts,
+    )
+    splits = prepare_data(config.rows, config.seed, data_dir)
+    result = train_baseline(logger, config, splits)
+    result.version = register(registry, config, result, promote)
+    return result
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    rows: Annotated[
+        int, typer.Option(min=500, max=2_000_000, help="Players to generate.")
+    ] = 20_000,
+    c: Annotated[float, typer.Option("--c", min=1e-6, max=1e6, help="Inverse L2 strength.")] = 1.0,
+    max_iter: Annotated[int, typer.Option(min=10, max=100_000)] = 1_000,
+    seed: Annotated[int, typer.Option(min=0)] = 42,
+    promote: Annotated[Stage | None, typer.Option(help="Promote the new version.")] = None,
+) -> None:
+    """Train the logistic churn baseline, convert it to ONNX, track and register it."""
+    config = BaselineConfig(rows=rows, c=c, max_iter=max_iter, seed=seed)
+    try:
+        result = run_training(config, promote=None if promote is None else promote.value)
+    except TrackingError as exc:
+        sys.stderr.write(f"error ({exc.code}): {' '.join(exc.message.split())}\n")
+        raise typer.Exit(1) from None
+    except ParityError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
+    version = result.version
+    assert version is not None
+    metrics = ", ".join(
+        f"{k.removeprefix('test_')}={v:.4f}" for k, v in result.test_metrics.items()
+    )
+    typer.echo(f"run {result.run_id}: test {metrics}")
+    typer.echo(
+        f"registered {version.name} {version.label} (stage {version.stage.value}); "
+        f"ONNX parity {result.onnx_max_abs_diff:.1e}; trained in {result.seconds:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    app()
