@@ -241,3 +241,36 @@ def test_served_model_names_are_validated_at_start(world: Store) -> None:
         make_settings(world, SERVED_MODELS="churn,../etc")
     settings = make_settings(world, SERVED_MODELS="churn, rag,churn")
     assert settings.served_models == ("churn", "rag")
+
+
+def test_a_new_onnx_model_is_served_after_a_refresh_without_a_restart(tmp_path: Path) -> None:
+    from tests.models_fixtures import save_onnx_model, train_logistic
+
+    store = new_store(tmp_path)
+    store.train(promote="production")
+    app = create_app(make_settings(store, SERVED_MODELS="churn,team-onnx",
+                                   MODEL_REFRESH_SECONDS=5))  # fmt: skip
+    now = [1000.0]
+    cache = app.state.model_cache
+    cache.clock = lambda: now[0]
+    for state in cache.states.values():
+        state.checked_at = now[0]
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.post("/predict/team-onnx", json=DEMAND, headers=SCORER).status_code == 503
+
+    pipeline = train_logistic()
+    path = save_onnx_model(tmp_path / "m.onnx", pipeline)
+    run = store.logger.log_experiment("team", artifacts={"model": path})
+    version = store.registry.register_model("team-onnx", run.run_id, "model", flavor="onnx",
+                                            signature=TeamFeatures)  # fmt: skip
+    store.registry.promote("team-onnx", version.version, to="production")
+    now[0] += 5.1
+    served = client.post("/predict/team-onnx", json=DEMAND, headers=SCORER)
+    assert served.status_code == 200, served.text
+    expected = pipeline.predict_proba(np.array([[3, 0.5, 1]]))[:, 1][0]
+    assert served.json()["prediction"] == pytest.approx(float(expected), abs=1e-5)
+    assert served.json()["model_version"] == "v1"
+    refused = client.post("/predict/team-onnx", json={"sessions_7d": -1, "playtime_7d": 1},
+                          headers=SCORER)  # fmt: skip
+    assert refused.status_code == 422
+    assert "sessions_7d" in refused.json()["error"]["message"]
