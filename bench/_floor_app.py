@@ -1,6 +1,7 @@
 """The serving benchmark's floor: the least a FastAPI app must do to answer a churn prediction.
 
-It parses the body with the same pydantic schema (``ChurnFeatures``), calls ``inplace_predict``
+It parses the body with the same pydantic schema (``ChurnFeatures``, ``model_validate_json`` on
+the raw bytes), calls ``inplace_predict``
 on the same artifact, loaded the same way, and answers the same JSON shape. No auth, no
 middleware, no metrics, no logging, no model cache, no response model. ``bench/serving_bench.py``
 serves it with uvicorn exactly like the real API and compares the two; it passes the artifact and
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.churn.features import FEATURE_NAMES, ChurnFeatures
@@ -78,11 +79,17 @@ def _json(content: object) -> Response:
 app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
+# The body is validated by pydantic-core straight from its bytes (model_validate_json), not by
+# FastAPI's body parameter, which decodes the JSON first: the least a correct route does.
+
+
 @app.post("/predict/churn")
-async def predict_one(features: ChurnFeatures) -> Response:
+async def predict_one(request: Request) -> Response:
+    features = ChurnFeatures.model_validate_json(await request.body())
     return _json(_predict([features])[0])
 
 
 @app.post("/predict/churn/batch")
-async def predict_batch(body: FloorBatch) -> Response:
+async def predict_batch(request: Request) -> Response:
+    body = FloorBatch.model_validate_json(await request.body())
     return _json({"predictions": _predict(body.rows), "model_version": LABEL})

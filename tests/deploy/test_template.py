@@ -288,6 +288,7 @@ def test_environment_is_what_the_settings_read(resources: dict[str, Any]) -> Non
     assert variables["ARTIFACT_URI"] == {"Fn::Sub": "s3://${ArtifactBucket}/${ArtifactPrefix}"}
     assert variables["MODEL_CACHE_DIR"] == "/tmp/model-cache"
     assert variables["MODEL_REFRESH_SECONDS"] == {"Ref": "ModelRefreshSeconds"}
+    assert variables["SERVED_MODELS"] == {"Ref": "ServedModels"}
     assert variables["API_KEYS_SECRET_ARN"] == {
         "Fn::If": ["HasApiKeysSecret", {"Ref": "ApiKeysSecretArn"}, {"Ref": "AWS::NoValue"}]
     }
