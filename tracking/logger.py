@@ -24,7 +24,7 @@ from tracking.backends import build_stores
 from tracking.clock import now_ms
 from tracking.config import TrackingConfig, load_config
 from tracking.datasets import describe_dataset
-from tracking.downsample import check_max_points, downsample
+from tracking.downsample import check_max_points
 from tracking.entities import Artifact, Dataset, Experiment, Metric, Page, RunRecord, RunStatus
 from tracking.errors import Conflict, InvalidInput, TrackingError
 from tracking.run_query import parse_query
@@ -460,10 +460,10 @@ class ExperimentLogger:
             InvalidInput: ``max_points`` is not an integer of at least 2 (nothing is read).
             NotFound: no such run.
         """
-        if max_points is not None:
-            check_max_points(max_points)
-        points = list(self.metadata.iter_metric_history(run_id, key))
-        return points if max_points is None else downsample(points, max_points)
+        if max_points is None:
+            return list(self.metadata.iter_metric_history(run_id, key))
+        check_max_points(max_points)
+        return self.metadata.get_downsampled_history(run_id, key, max_points)
 
     def get_metric_history_page(
         self,
@@ -512,13 +512,7 @@ class ExperimentLogger:
                 )
             if not keys:
                 return {run_id: {} for run_id in dict.fromkeys(run_ids)}
-        histories = self.metadata.get_metric_histories(run_ids, keys)
-        if max_points is None:
-            return histories
-        return {
-            run_id: {key: downsample(points, max_points) for key, points in by_key.items()}
-            for run_id, by_key in histories.items()
-        }
+        return self.metadata.get_metric_histories(run_ids, keys, max_points)
 
     def search_runs(
         self,

@@ -3,10 +3,13 @@ concurrent chunk writes, and (DynamoDB) the upgrade of a store written by the pr
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.contract.conftest import RACE_BACKENDS, Backend
 from tests.contract.helpers import snapshot
@@ -146,6 +149,59 @@ def test_bad_history_requests_are_invalid_input(backend: Backend, call: Any, fie
     with pytest.raises(InvalidInput, match=field):
         call(_logger(backend))
     assert snapshot(backend) == before
+
+
+#: Examples per backend: each writes one run's history (moto over HTTP is the slowest).
+DOWNSAMPLE_EXAMPLES = {"sqlite": 60, "moto": 30, "moto_server": 12}
+_example_runs = itertools.count()
+#: Few distinct values, so buckets have ties (the earliest step must win), and any finite one.
+_values = st.one_of(
+    st.sampled_from([-1.0, 0.0, -0.0, 0.5, 2.0]),
+    st.floats(allow_nan=False, allow_infinity=False),  # the SDK refuses NaN and infinities
+)
+
+
+@st.composite
+def _history(draw: st.DrawFn) -> list[list[Metric]]:
+    """Batches of one key, in the order they are logged: sparse steps across chunks, some
+    steps logged again later with another value (the later write replaces the point)."""
+    steps = draw(st.lists(st.integers(0, 700), min_size=0, max_size=400, unique=True))
+    first = [
+        Metric(key="m", value=draw(_values), step=step, timestamp=draw(st.integers(0, 5)))
+        for step in steps
+    ]
+    again = draw(st.lists(st.sampled_from(steps), unique=True)) if steps else []
+    relogged = [
+        Metric(key="m", value=draw(_values), step=step, timestamp=draw(st.integers(0, 5)))
+        for step in again
+    ]
+    return [first[i : i + 500] for i in range(0, len(first), 500)] + ([relogged] if again else [])
+
+
+def test_store_downsampling_equals_downsample_of_the_full_history(backend: Backend) -> None:
+    logger = _logger(backend)
+
+    @given(batches=_history(), max_points=st.integers(2, 80))
+    @settings(
+        max_examples=DOWNSAMPLE_EXAMPLES[backend.name],
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    def check(batches: list[list[Metric]], max_points: int) -> None:
+        run_id = f"p{next(_example_runs)}"
+        _run(backend.metadata, run_id)
+        for batch in batches:
+            backend.metadata.log_batch(run_id, metrics=batch)
+        full = logger.get_metric_history(run_id, "m")
+        expected = downsample(full, max_points)
+        assert backend.metadata.get_downsampled_history(run_id, "m", max_points) == expected
+        assert logger.get_metric_history(run_id, "m", max_points=max_points) == expected
+        bulk = logger.get_metric_histories([run_id], ["m", "never"], max_points=max_points)
+        assert bulk == {run_id: {"m": expected, "never": []}}
+
+    check()
 
 
 # -- upgrade of a store written by the previous release (DynamoDB) -----------------------------

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tracking.downsample import downsample
+from tracking.downsample import downsample, downsample_rows, metrics_of_rows
 from tracking.entities import Metric
 from tracking.errors import InvalidInput
 
@@ -68,3 +70,21 @@ def test_flat_history_keeps_one_point_per_bucket() -> None:
 def test_bad_max_points_is_invalid_input(bad: object) -> None:
     with pytest.raises(InvalidInput, match="max_points"):
         downsample(_series([1.0, 2.0, 3.0]), bad)  # type: ignore[arg-type]
+
+
+@given(
+    values=st.lists(
+        st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0]), st.floats(allow_nan=False)),
+        max_size=300,
+    ),
+    max_points=st.integers(2, 120),
+)
+def test_rows_keep_the_same_points_as_entities(values: list[float], max_points: int) -> None:
+    rows = [(step * 3, value, step % 7) for step, value in enumerate(values)]
+    points = metrics_of_rows("m", rows)
+    assert metrics_of_rows("m", downsample_rows(rows, max_points)) == downsample(points, max_points)
+
+
+def test_rows_tie_keeps_the_earliest_step() -> None:
+    rows = [(0, 5.0, 0)] + [(s, 1.0, s) for s in range(1, 9)] + [(9, 5.0, 9)]
+    assert downsample_rows(rows, 4) == [(0, 5.0, 0), (1, 1.0, 1), (9, 5.0, 9)]

@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from tracking.downsample import Row
 from tracking.entities import Metric
 
 #: Steps per chunk item. Fixed for a table's life: readers find a step's chunk from it.
@@ -79,23 +80,20 @@ def encode_point(value: float, timestamp: int) -> str:
     return f"{float(value)!r} {int(timestamp)}"
 
 
-def decode_chunk(item: Mapping[str, Mapping[str, Any]], key: str) -> Iterator[Metric]:
-    """The points of one raw chunk item (as the DynamoDB API returns it), in step order.
-
-    ``model_construct`` skips validation: these values were validated before they were written
-    and a 100,000-point history would spend most of its read time re-validating them.
-    """
+def decode_chunk_rows(item: Mapping[str, Mapping[str, Any]]) -> list[Row]:
+    """``(step, value, timestamp)`` of the points of one raw chunk item (as the DynamoDB API
+    returns it), in step order; plain tuples: a caller builds entities only for what it keeps."""
     start = int(item["step"]["N"])
     found: list[tuple[int, str]] = []
     for name, value in item.items():
         if name.startswith(_ATTRIBUTE_PREFIX) and name[1:].isdigit():
             found.append((start + int(name[1:]), value["S"]))
     found.sort()
+    rows: list[Row] = []
     for step, text in found:
         number, _, timestamp = text.partition(" ")
-        yield Metric.model_construct(
-            key=key, value=float(number), step=step, timestamp=int(timestamp)
-        )
+        rows.append((step, float(number), int(timestamp)))
+    return rows
 
 
 def group_chunks(points: Sequence[Metric]) -> dict[tuple[str, int], dict[int, Metric]]:

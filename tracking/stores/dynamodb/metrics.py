@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist
 
+from tracking.downsample import Row, check_max_points, downsample_rows, metrics_of_rows
 from tracking.entities import Metric, Page
 from tracking.errors import InvalidInput, NotFound, StoreUnavailable
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
@@ -27,7 +28,7 @@ from tracking.stores.dynamodb.history import (
     chunk_pk,
     chunk_start,
     chunk_updates,
-    decode_chunk,
+    decode_chunk_rows,
     group_chunks,
     legacy_pk,
 )
@@ -48,11 +49,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _merge(legacy: Iterable[Metric], chunked: Iterable[Metric]) -> list[Metric]:
+def _merge(legacy: Iterable[Row], chunked: Iterable[Row]) -> list[Row]:
     """One point per step in step order; a chunk point wins over a legacy one (it is newer:
     the upgrade never overwrites a chunk point, and this release writes only chunks)."""
-    by_step = {point.step: point for point in legacy}
-    by_step.update((point.step, point) for point in chunked)
+    by_step = {row[0]: row for row in legacy}
+    by_step.update((row[0], row) for row in chunked)
     return [by_step[step] for step in sorted(by_step)]
 
 
@@ -174,9 +175,7 @@ class DynamoDBMetrics(DynamoDBBase):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _query_chunks(
-        self, run_id: str, key: str, first_step: int, want: int | None
-    ) -> list[Metric]:
+    def _query_chunks(self, run_id: str, key: str, first_step: int, want: int | None) -> list[Row]:
         """Points from ``first_step`` on, in step order: all of them, or at least ``want``.
 
         Without ``want`` the Query has no Limit, so each page is DynamoDB's 1 MB (~27,000
@@ -195,20 +194,18 @@ class DynamoDBMetrics(DynamoDBBase):
         if want is not None:
             # Enough chunks for ``want`` dense steps, plus the partial first one.
             arguments["Limit"] = want // CHUNK_STEPS + 2
-        points: list[Metric] = []
+        points: list[Row] = []
         while True:
             with _calling("get metric history"):
                 response = client.query(**arguments)
             for item in response.get("Items", []):
-                points.extend(p for p in decode_chunk(item, key) if p.step >= first_step)
+                points.extend(row for row in decode_chunk_rows(item) if row[0] >= first_step)
             last = response.get("LastEvaluatedKey")
             if last is None or (want is not None and len(points) >= want):
                 return points
             arguments["ExclusiveStartKey"] = last
 
-    def _query_legacy(
-        self, run_id: str, key: str, first_step: int, want: int | None
-    ) -> list[Metric]:
+    def _query_legacy(self, run_id: str, key: str, first_step: int, want: int | None) -> list[Row]:
         """The old release's one-item-per-point history from ``first_step`` on."""
         model = self._models.MetricPoint
         with _calling("get metric history"):
@@ -220,17 +217,14 @@ class DynamoDBMetrics(DynamoDBBase):
                     limit=want,
                 )
             )
-        return [
-            Metric.model_construct(
-                key=key, value=float(item.value), step=int(item.step), timestamp=int(item.timestamp)
-            )
-            for item in items
-        ]
+        return [(int(item.step), float(item.value), int(item.timestamp)) for item in items]
 
     def _read_history(
         self, run_id: str, key: str, history_format: int | None, first_step: int = 0,
         want: int | None = None,
-    ) -> list[Metric]:  # fmt: skip
+    ) -> list[Row]:  # fmt: skip
+        """``(step, value, timestamp)`` rows in step order; entities are built by the callers,
+        only for the points they return (a chart keeps 1,000 of 100,000)."""
         points = self._query_chunks(run_id, key, first_step, want)
         if history_format != CHUNKED_FORMAT:
             # Both lists hold every point of their kind up to their ``want``-th, so the first
@@ -262,9 +256,9 @@ class DynamoDBMetrics(DynamoDBBase):
                 raise InvalidInput("invalid page token")
             first_step = step + 1
         history_format = self._history_format(run_id)
-        points = self._read_history(run_id, key, history_format, first_step, limit + 1)
-        token = encode_token({"step": points[limit - 1].step}) if len(points) > limit else None
-        return Page(items=points[:limit], next_token=token)
+        rows = self._read_history(run_id, key, history_format, first_step, limit + 1)
+        token = encode_token({"step": rows[limit - 1][0]}) if len(rows) > limit else None
+        return Page(items=metrics_of_rows(key, rows[:limit]), next_token=token)
 
     def iter_metric_history(self, run_id: str, key: str) -> Iterator[Metric]:
         """Every point of a metric in step order, read in 1 MB Query pages (not 1,000-point
@@ -273,13 +267,28 @@ class DynamoDBMetrics(DynamoDBBase):
         Raises:
             NotFound: no such run.
         """
-        return iter(self._read_history(run_id, key, self._history_format(run_id)))
+        return iter(
+            metrics_of_rows(key, self._read_history(run_id, key, self._history_format(run_id)))
+        )
+
+    def get_downsampled_history(self, run_id: str, key: str, max_points: int) -> list[Metric]:
+        """``downsample`` of the full history, picked from the decoded rows: entities only for
+        the kept points.
+
+        Raises:
+            InvalidInput: bad ``max_points`` (nothing is read).
+            NotFound: no such run.
+        """
+        check_max_points(max_points)
+        rows = self._read_history(run_id, key, self._history_format(run_id))
+        return metrics_of_rows(key, downsample_rows(rows, max_points))
 
     def _get_metric_histories(
-        self, run_ids: Sequence[str], keys: Sequence[str]
+        self, run_ids: Sequence[str], keys: Sequence[str], max_points: int | None
     ) -> dict[str, dict[str, list[Metric]]]:
-        """Full histories of several runs: one GetItem per run, then one Query per (run, key)
-        (two for a run of the old release), ``HISTORY_READ_CONCURRENCY`` at a time.
+        """Histories of several runs, each downsampled when ``max_points`` is given: one GetItem
+        per run, then one Query per (run, key) (two for a run of the old release),
+        ``HISTORY_READ_CONCURRENCY`` at a time; entities only for the points returned.
 
         Raises:
             NotFound: one of the runs does not exist.
@@ -297,8 +306,9 @@ class DynamoDBMetrics(DynamoDBBase):
             lambda task: self._read_history(*task), tasks, HISTORY_READ_CONCURRENCY
         )
         histories: dict[str, dict[str, list[Metric]]] = {run_id: {} for run_id in unique}
-        for (run_id, key, _), points in zip(tasks, read, strict=True):
-            histories[run_id][key] = points
+        for (run_id, key, _), rows in zip(tasks, read, strict=True):
+            kept = rows if max_points is None else downsample_rows(rows, max_points)
+            histories[run_id][key] = metrics_of_rows(key, kept)
         return histories
 
     # -- upgrade -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Mapping, Sequence
 
+from tracking.downsample import check_max_points, downsample
 from tracking.entities import (
     Artifact,
     Dataset,
@@ -288,30 +289,52 @@ class MetadataStore(abc.ABC):
         """
         return iter_pages(lambda token: self.get_metric_history(run_id, key, MAX_PAGE_SIZE, token))
 
+    def get_downsampled_history(self, run_id: str, key: str, max_points: int) -> list[Metric]:
+        """Return ``downsample(list(iter_metric_history(run_id, key)), max_points)``.
+
+        Backends override it to pick the kept points from raw rows and build entities only for
+        those (a chart of a 100,000-point history keeps at most ``max_points``).
+
+        Raises:
+            InvalidInput: ``max_points`` is not an integer of at least 2 (nothing is read).
+            NotFound: no such run.
+        """
+        check_max_points(max_points)
+        return downsample(list(self.iter_metric_history(run_id, key)), max_points)
+
     def get_metric_histories(
-        self, run_ids: Sequence[str], keys: Sequence[str]
+        self, run_ids: Sequence[str], keys: Sequence[str], max_points: int | None = None
     ) -> dict[str, dict[str, list[Metric]]]:
-        """Return the full history of each key of each run: ``{run_id: {key: [points]}}``.
+        """Return the history of each key of each run: ``{run_id: {key: [points]}}``.
 
         Every run and every key is in the answer (an empty list for a key a run never logged);
         repeated ids or keys are read once. At most ``MAX_HISTORY_RUNS`` runs and
-        ``MAX_HISTORY_KEYS`` keys, checked before anything is read.
+        ``MAX_HISTORY_KEYS`` keys, checked before anything is read. With ``max_points`` each
+        history is the one ``get_downsampled_history`` returns, else the full history.
 
         Raises:
-            InvalidInput: no run or no key, too many, or a key breaking the name rule.
+            InvalidInput: no run or no key, too many, a key breaking the name rule, or a bad
+                ``max_points``.
             NotFound: one of the runs does not exist.
         """
         check_history_request(run_ids, keys)
-        return self._get_metric_histories(run_ids, keys)
+        if max_points is not None:
+            check_max_points(max_points)
+        return self._get_metric_histories(run_ids, keys, max_points)
 
     def _get_metric_histories(
-        self, run_ids: Sequence[str], keys: Sequence[str]
+        self, run_ids: Sequence[str], keys: Sequence[str], max_points: int | None
     ) -> dict[str, dict[str, list[Metric]]]:
         """The backend's bulk read of a request ``check_history_request`` accepted; by
-        default one full read per (run, key), one after the other."""
+        default one read per (run, key), one after the other."""
         return {
             run_id: {
-                key: list(self.iter_metric_history(run_id, key)) for key in dict.fromkeys(keys)
+                key: (
+                    list(self.iter_metric_history(run_id, key))
+                    if max_points is None
+                    else self.get_downsampled_history(run_id, key, max_points)
+                )
+                for key in dict.fromkeys(keys)
             }
             for run_id in dict.fromkeys(run_ids)
         }
