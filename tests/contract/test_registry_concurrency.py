@@ -80,8 +80,14 @@ def _report(label: str, trials: int, outcomes: Counter[str], found: list[str]) -
     print(f"\n[{label}] trials={trials} outcomes={dict(outcomes)} violations={len(found)}")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "moto"], indirect=True)
-@pytest.mark.parametrize(("threads", "trials"), [(2, 1000), (8, 200)])
+# moto deep-copies every table on each TransactWriteItems, and each move now also writes its
+# outbox event: its cost per trial grows with the table, so moto runs fewer trials than SQLite
+# (whose races are real: moto's are serialised anyway, see the module docstring).
+@pytest.mark.parametrize(
+    ("backend", "threads", "trials"),
+    [("sqlite", 2, 1000), ("sqlite", 8, 200), ("moto", 2, 250), ("moto", 8, 50)],
+    indirect=["backend"],
+)
 def test_concurrent_promotions(
     registry: ModelRegistry, backend: Backend, threads: int, trials: int
 ) -> None:
@@ -108,9 +114,9 @@ def test_concurrent_promotions(
     assert sum(1 for h in history if h.action.value == "promote") <= promotes
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "moto"], indirect=True)
-def test_promote_racing_rollback(registry: ModelRegistry, backend: Backend) -> None:
-    trials = 300
+@pytest.mark.parametrize(("backend", "trials"), [("sqlite", 300), ("moto", 100)],
+                         indirect=["backend"])  # fmt: skip
+def test_promote_racing_rollback(registry: ModelRegistry, backend: Backend, trials: int) -> None:
     outcomes: Counter[str] = Counter()
     found: list[str] = []
     registry.promote("churn", 1, to="production")
