@@ -5,7 +5,7 @@ store, the API app (auth, middleware, model cache, prediction log, shadow worker
 process, the registry's traffic routes over HTTP, labels posted to ``/feedback/churn`` and the
 ``tracking`` command line for the policy, the report and drift.
 
-    python tools/canary_walkthrough.py [--players 2000]
+    python examples/canary_walkthrough.py [--players 2000]
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="canary-"))
     os.environ.update(TRACKING_URI=f"sqlite:///{folder / 't.db'}",
-                      ARTIFACT_URI=f"file://{folder / 'a'}", TRACKING_ACTOR="release-bot")  # fmt: skip
+                      ARTIFACT_URI=f"file://{folder / 'a'}",
+                      TRACKING_ACTOR="release-bot")  # fmt: skip
 
     from fastapi.testclient import TestClient
 
@@ -85,7 +86,8 @@ def main() -> None:
                      data_dir=folder / "data")  # fmt: skip
     registry.promote("churn", 2, to="challenger", reason="candidate for the canary")
     settings = ApiSettings(API_KEYS=_keys(), PREDICTION_LOG_FEATURES=True,
-                           MODEL_REFRESH_SECONDS=3600, MODEL_CACHE_DIR=str(folder / "cache"))  # fmt: skip
+                           MODEL_REFRESH_SECONDS=3600,
+                           MODEL_CACHE_DIR=str(folder / "cache"))  # fmt: skip
     app = create_app(settings)
     client = TestClient(app)
     headers = {"X-API-Key": KEY}
