@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 import typer
@@ -101,6 +101,14 @@ class TrainResult:
     version: ModelVersion | None = None
 
 
+class ChurnRun(Protocol):
+    """What registering needs of a churn run's result (``TrainResult``, the baseline's)."""
+
+    run_id: str
+    test_metrics: dict[str, float]
+    thresholds: RiskThresholds
+
+
 class _LogRounds(xgb.callback.TrainingCallback):
     """Logs each boosting round's train/validation logloss and AUC as step metrics."""
 
@@ -176,6 +184,40 @@ def log_report(
                                                        folder / "feature_importance.png")),
     ):  # fmt: skip
         run.log_artifact(path, name=artifact_name)
+
+
+def register_churn(
+    registry: ModelRegistry,
+    model_name: str,
+    result: ChurnRun,
+    *,
+    flavor: str,
+    description: str,
+    tags: dict[str, str],
+    promote: str | None,
+    trained_by: str,
+    extra_metadata: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Register a churn run's ``model`` artifact with churn's signatures and its thresholds and
+    test metrics in the metadata (serving reads them); optionally promote it."""
+    auc = result.test_metrics["test_auc"]
+    version = registry.register_model(
+        model_name,
+        run_id=result.run_id,
+        artifact="model",
+        flavor=flavor,
+        signature=signature(),
+        output_signature=ChurnPrediction,
+        description=f"{description}, test AUC {auc:.3f}",
+        tags=tags,
+        metadata={
+            "risk_thresholds": result.thresholds.as_dict(),
+            "test_metrics": result.test_metrics,
+            "feature_names": list(FEATURE_NAMES),
+            **(extra_metadata or {}),
+        },
+    )
+    return promote_if(registry, version, promote, f"trained by {trained_by}, test AUC {auc:.3f}")
 
 
 def echo_registered(
@@ -314,24 +356,15 @@ def register(
     registry: ModelRegistry, config: TrainConfig, result: TrainResult, promote: str | None
 ) -> ModelVersion:
     """Register the run's model with its signature and thresholds; optionally promote it."""
-    auc = result.test_metrics["test_auc"]
-    version = registry.register_model(
+    return register_churn(
+        registry,
         config.model_name,
-        run_id=result.run_id,
-        artifact="model",
+        result,
         flavor="xgboost",
-        signature=signature(),
-        output_signature=ChurnPrediction,
-        description=f"XGBoost churn classifier, test AUC {auc:.3f}",
+        description="XGBoost churn classifier",
         tags=PROFILE_TAGS,
-        metadata={
-            "risk_thresholds": result.thresholds.as_dict(),
-            "test_metrics": result.test_metrics,
-            "feature_names": list(FEATURE_NAMES),
-        },
-    )
-    return promote_if(
-        registry, version, promote, reason=f"trained by models.churn.train, test AUC {auc:.3f}"
+        promote=promote,
+        trained_by="models.churn.train",
     )
 
 

@@ -32,8 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from models.churn import EXPERIMENT_NAME
 from models.churn.data import PlayerData
 from models.churn.evaluation import RiskThresholds, choose_thresholds, roc_auc
-from models.churn.features import FEATURE_NAMES, signature
-from models.churn.predictor import ChurnPrediction
+from models.churn.features import FEATURE_NAMES
 from models.churn.train import (
     DATA_DIR,
     RowsOption,
@@ -42,12 +41,13 @@ from models.churn.train import (
     echo_registered,
     log_report,
     prepare_data,
+    register_churn,
     start_logging,
     test_metrics_at,
 )
 from models.churn_baseline import MODEL_NAME, MODEL_TYPE
 from models.onnx_tabular import FEATURE_NAMES_KEY
-from models.training import PromoteOption, cli_errors, promote_if, registry_for, stage_value
+from models.training import PromoteOption, cli_errors, registry_for, stage_value
 from tracking import ExperimentLogger, ModelRegistry, ModelVersion
 from tracking.flavors import load_onnx
 
@@ -201,25 +201,17 @@ def register(
     registry: ModelRegistry, config: BaselineConfig, result: BaselineResult, promote: str | None
 ) -> ModelVersion:
     """Register the run's ONNX model with churn's signature and its thresholds."""
-    auc = result.test_metrics["test_auc"]
-    version = registry.register_model(
+    return register_churn(
+        registry,
         config.model_name,
-        run_id=result.run_id,
-        artifact="model",
+        result,
         flavor="onnx",
-        signature=signature(),
-        output_signature=ChurnPrediction,
-        description=f"Logistic-regression churn baseline (ONNX), test AUC {auc:.3f}",
+        description="Logistic-regression churn baseline (ONNX)",
         tags={"model_type": MODEL_TYPE},
-        metadata={
-            "risk_thresholds": result.thresholds.as_dict(),
-            "test_metrics": result.test_metrics,
-            "feature_names": list(FEATURE_NAMES),
-            "onnx_max_abs_diff": result.onnx_max_abs_diff,
-        },
+        promote=promote,
+        trained_by="models.churn_baseline.train",
+        extra_metadata={"onnx_max_abs_diff": result.onnx_max_abs_diff},
     )
-    reason = f"trained by models.churn_baseline.train, test AUC {auc:.3f}"
-    return promote_if(registry, version, promote, reason)
 
 
 def run_training(
