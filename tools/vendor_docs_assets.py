@@ -83,9 +83,11 @@ def _integrity(path: Path) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
 
 
-def vendor(
-    name: str, version: str, integrity: str, folder: str, files: dict[str, str]
-) -> dict[str, object]:
+def unpack(
+    name: str, version: str, integrity: str, destination: Path, files: dict[str, str]
+) -> dict[str, str]:
+    """Fetch ``name@version`` with ``npm pack``, check its integrity and write ``files`` (package
+    path -> name) into a fresh ``destination``; return each written file's SHA-256 by name."""
     with tempfile.TemporaryDirectory() as work:
         out = subprocess.run(
             ["npm", "pack", f"{name}@{version}", "--json", "--pack-destination", work],
@@ -94,7 +96,6 @@ def vendor(
         tarball = Path(work) / json.loads(out.stdout)[0]["filename"]
         if _integrity(tarball) != integrity:
             raise SystemExit(f"{name}@{version}: the tarball does not match the pinned integrity")
-        destination = TARGET / folder
         shutil.rmtree(destination, ignore_errors=True)
         destination.mkdir(parents=True)
         with tarfile.open(tarball) as archive:
@@ -103,7 +104,15 @@ def vendor(
                 if member is None:
                     raise SystemExit(f"{name}@{version}: {source} is not a file")
                 (destination / target).write_bytes(member.read())
-    upstream = {f"{folder}/{t}": _sha256(destination / t) for t in sorted(files.values())}
+    return {target: _sha256(destination / target) for target in sorted(files.values())}
+
+
+def vendor(
+    name: str, version: str, integrity: str, folder: str, files: dict[str, str]
+) -> dict[str, object]:
+    destination = TARGET / folder
+    hashes = unpack(name, version, integrity, destination, files)
+    upstream = {f"{folder}/{t}": digest for t, digest in hashes.items()}
     patched = {}
     for relative, edits in PATCHES.items():
         if not relative.startswith(f"{folder}/"):
@@ -122,7 +131,7 @@ def vendor(
     return {
         "version": version,
         "integrity": integrity,
-        "files": {f"{folder}/{t}": _sha256(destination / t) for t in sorted(files.values())},
+        "files": {f"{folder}/{t}": _sha256(destination / t) for t in hashes},
         "patched": patched,
     }
 

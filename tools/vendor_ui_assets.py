@@ -11,15 +11,11 @@ SHA-256 (tests/ui/test_assets.py checks them).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
+
+from vendor_docs_assets import unpack  # the same fetch, check and unpack (tools/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "functions" / "api" / "ui" / "static" / "vendor"
@@ -46,38 +42,14 @@ PACKAGES: dict[str, tuple[str, str, str, dict[str, str]]] = {
 }
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _integrity(path: Path) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
-
-
 def vendor(
     name: str, version: str, integrity: str, folder: str, files: dict[str, str]
 ) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as work:
-        out = subprocess.run(
-            ["npm", "pack", f"{name}@{version}", "--json", "--pack-destination", work],
-            check=True, capture_output=True, text=True, cwd=work,
-        )  # fmt: skip
-        tarball = Path(work) / json.loads(out.stdout)[0]["filename"]
-        if _integrity(tarball) != integrity:
-            raise SystemExit(f"{name}@{version}: the tarball does not match the pinned integrity")
-        destination = TARGET / folder
-        shutil.rmtree(destination, ignore_errors=True)
-        destination.mkdir(parents=True)
-        with tarfile.open(tarball) as archive:
-            for source, target in files.items():
-                member = archive.extractfile(f"package/{source}")
-                if member is None:
-                    raise SystemExit(f"{name}@{version}: {source} is not a file")
-                (destination / target).write_bytes(member.read())
+    hashes = unpack(name, version, integrity, TARGET / folder, files)
     return {
         "version": version,
         "integrity": integrity,
-        "files": {f"{folder}/{t}": _sha256(destination / t) for t in sorted(files.values())},
+        "files": {f"{folder}/{t}": digest for t, digest in hashes.items()},
     }
 
 

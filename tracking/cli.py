@@ -530,6 +530,19 @@ def _ci(interval: dict[str, Any]) -> str:
     return f"{_fmt(interval['value'])} [{_fmt(interval['low'])}, {_fmt(interval['high'])}]"
 
 
+def _window_report(
+    build: Callable[..., dict[str, Any]], name: str, since: str, as_json: bool
+) -> dict[str, Any] | None:
+    """``build``'s report on ``name`` over the window ``since``; ``None`` once printed as JSON."""
+    from tracking.monitoring.prediction_log import parse_since
+
+    report = build(_registry(), name, since=parse_since(since), now=datetime.now(UTC))
+    if as_json:
+        print_json(report)
+        return None
+    return report
+
+
 @app.command("ab")
 @handle_errors
 def ab(
@@ -538,12 +551,10 @@ def ab(
     as_json: JsonOption = False,
 ) -> None:
     """Compare a model's variants: requests, scores, and AUC/logloss/Brier with 95% CIs."""
-    from tracking.monitoring.prediction_log import parse_since
     from tracking.monitoring.reports import traffic_report
 
-    report = traffic_report(_registry(), name, since=parse_since(since), now=datetime.now(UTC))
-    if as_json:
-        print_json(report)
+    report = _window_report(traffic_report, name, since, as_json)
+    if report is None:
         return
     rows = []
     for v in report["variants"]:
@@ -587,12 +598,10 @@ def drift_command(
     as_json: JsonOption = False,
 ) -> None:
     """PSI and KS of the live score (and features, when logged) against the training profile."""
-    from tracking.monitoring.prediction_log import parse_since
     from tracking.monitoring.reports import drift_report
 
-    report = drift_report(_registry(), name, since=parse_since(since), now=datetime.now(UTC))
-    if as_json:
-        print_json(report)
+    report = _window_report(drift_report, name, since, as_json)
+    if report is None:
         return
     rows = []
     for entry in report["variants"]:

@@ -13,7 +13,6 @@ the registry.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import json
 import sys
@@ -21,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 import typer
@@ -48,18 +47,15 @@ from models.churn.report import (
     plot_precision_recall,
     plot_roc,
 )
-from tracking import ExperimentLogger, ModelRegistry, ModelVersion, TrackingError
+from models.training import PromoteOption, cli_errors, promote_if, registry_for, stage_value
+from models.training import Stage as Stage
+from tracking import ExperimentLogger, ModelRegistry, ModelVersion, Run
 
 SWEEP_DEPTHS = (3, 5, 7)
 SWEEP_RATES = (0.05, 0.1)
 DATA_DIR = Path(".tracking/data")
 #: The run tag that tells churn's model kinds apart in the tracker (models.churn.compare).
 MODEL_TYPE = "xgboost"
-
-
-class Stage(enum.StrEnum):
-    staging = "staging"
-    production = "production"
 
 
 @dataclass(frozen=True)
@@ -105,6 +101,14 @@ class TrainResult:
     version: ModelVersion | None = None
 
 
+class ChurnRun(Protocol):
+    """What registering needs of a churn run's result (``TrainResult``, the baseline's)."""
+
+    run_id: str
+    test_metrics: dict[str, float]
+    thresholds: RiskThresholds
+
+
 class _LogRounds(xgb.callback.TrainingCallback):
     """Logs each boosting round's train/validation logloss and AUC as step metrics."""
 
@@ -134,6 +138,100 @@ def prepare_data(rows: int, seed: int, folder: Path = DATA_DIR) -> Splits:
         files[name] = target / f"{name}.csv"
         write_csv(part, files[name])
     return Splits(train, validation, test, files)
+
+
+def start_logging(run: Run, params: dict[str, Any], tags: dict[str, str], splits: Splits) -> None:
+    """Log a churn run's params, tags and dataset versions."""
+    run.log_params(params)
+    run.set_tags(tags)
+    for split_name, path in splits.files.items():
+        run.log_dataset(split_name, path)
+
+
+def test_metrics_at(
+    labels: np.ndarray, scores: np.ndarray, thresholds: RiskThresholds
+) -> dict[str, float]:
+    """Churn's test metrics; precision/recall/F1 at the medium-risk threshold."""
+    at_medium = at_threshold(labels, scores, thresholds.medium)
+    return {
+        "test_auc": roc_auc(labels, scores),
+        "test_precision": at_medium["precision"],
+        "test_recall": at_medium["recall"],
+        "test_f1": at_medium["f1"],
+        "test_logloss": log_loss(labels, scores),
+        "test_brier": brier(labels, scores),
+    }
+
+
+def log_report(
+    run: Run,
+    folder: Path,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    test_metrics: dict[str, float],
+    importance: dict[str, float],
+) -> None:
+    """Log the feature schema and the ROC, precision-recall, calibration and importance plots."""
+    schema_path = folder / "feature_schema.json"
+    schema_path.write_text(json.dumps(ChurnFeatures.model_json_schema(), indent=2))
+    run.log_artifact(schema_path, name="feature_schema")
+    for artifact_name, path in (
+        ("roc", plot_roc(labels, scores, test_metrics["test_auc"], folder / "roc.png")),
+        ("precision_recall", plot_precision_recall(labels, scores, folder / "pr.png")),
+        ("calibration", plot_calibration(labels, scores, test_metrics["test_brier"],
+                                         folder / "calibration.png")),
+        ("feature_importance", plot_feature_importance(importance,
+                                                       folder / "feature_importance.png")),
+    ):  # fmt: skip
+        run.log_artifact(path, name=artifact_name)
+
+
+def register_churn(
+    registry: ModelRegistry,
+    model_name: str,
+    result: ChurnRun,
+    *,
+    flavor: str,
+    description: str,
+    tags: dict[str, str],
+    promote: str | None,
+    trained_by: str,
+    extra_metadata: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Register a churn run's ``model`` artifact with churn's signatures and its thresholds and
+    test metrics in the metadata (serving reads them); optionally promote it."""
+    auc = result.test_metrics["test_auc"]
+    version = registry.register_model(
+        model_name,
+        run_id=result.run_id,
+        artifact="model",
+        flavor=flavor,
+        signature=signature(),
+        output_signature=ChurnPrediction,
+        description=f"{description}, test AUC {auc:.3f}",
+        tags=tags,
+        metadata={
+            "risk_thresholds": result.thresholds.as_dict(),
+            "test_metrics": result.test_metrics,
+            "feature_names": list(FEATURE_NAMES),
+            **(extra_metadata or {}),
+        },
+    )
+    return promote_if(registry, version, promote, f"trained by {trained_by}, test AUC {auc:.3f}")
+
+
+def echo_registered(
+    run_id: str, test_metrics: dict[str, float], version: ModelVersion | None, detail: str
+) -> None:
+    """The CLI's two result lines: the run's test metrics, then the registered version."""
+    assert version is not None
+    metrics = ", ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in test_metrics.items())
+    typer.echo(f"run {run_id}: test {metrics}")
+    typer.echo(f"registered {version.name} {version.label} (stage {version.stage.value}); {detail}")
+
+
+RowsOption = Annotated[int, typer.Option(min=500, max=2_000_000, help="Players to generate.")]
+SeedOption = Annotated[int, typer.Option(min=0)]
 
 
 def _matrix(part: PlayerData) -> xgb.DMatrix:
@@ -174,16 +272,12 @@ def train_one(
         tempfile.TemporaryDirectory(prefix="churn-train-") as tmp,
     ):
         folder = Path(tmp)
-        run.log_params(config.params())
-        run.set_tags(
-            {
-                "model": config.model_name,
-                "model_type": MODEL_TYPE,
-                "framework": f"xgboost-{xgb.__version__}",
-            }
-        )
-        for split_name, path in splits.files.items():
-            run.log_dataset(split_name, path)
+        tags = {
+            "model": config.model_name,
+            "model_type": MODEL_TYPE,
+            "framework": f"xgboost-{xgb.__version__}",
+        }
+        start_logging(run, config.params(), tags, splits)
         dtrain, dvalidation = _matrix(splits.train), _matrix(splits.validation)
         task = progress.add_task(f"boosting {name}", total=config.n_estimators)
         booster = xgb.train(
@@ -215,15 +309,7 @@ def train_one(
         thresholds = choose_thresholds(splits.validation.churned, validation_scores)
         labels = splits.test.churned
         scores = booster.predict(_matrix(splits.test))
-        at_medium = at_threshold(labels, scores, thresholds.medium)
-        test_metrics = {
-            "test_auc": roc_auc(labels, scores),
-            "test_precision": at_medium["precision"],
-            "test_recall": at_medium["recall"],
-            "test_f1": at_medium["f1"],
-            "test_logloss": log_loss(labels, scores),
-            "test_brier": brier(labels, scores),
-        }
+        test_metrics = test_metrics_at(labels, scores, thresholds)
         run.log_metrics(
             {**test_metrics, "validation_best_auc": validation_auc, "best_iteration": best}
         )
@@ -231,21 +317,10 @@ def train_one(
         model_path = folder / "model.ubj"
         booster.save_model(model_path)
         run.log_artifact(model_path, name="model")
-        schema_path = folder / "feature_schema.json"
-        schema_path.write_text(json.dumps(ChurnFeatures.model_json_schema(), indent=2))
-        run.log_artifact(schema_path, name="feature_schema")
         gains = booster.get_score(importance_type="total_gain")
         # Tree boosters give one number per feature (lists are for linear boosters).
         importance = {k: float(v) for k, v in gains.items() if not isinstance(v, list)}
-        for artifact_name, path in (
-            ("roc", plot_roc(labels, scores, test_metrics["test_auc"], folder / "roc.png")),
-            ("precision_recall", plot_precision_recall(labels, scores, folder / "pr.png")),
-            ("calibration", plot_calibration(labels, scores, test_metrics["test_brier"],
-                                             folder / "calibration.png")),
-            ("feature_importance", plot_feature_importance(importance,
-                                                           folder / "feature_importance.png")),
-        ):  # fmt: skip
-            run.log_artifact(path, name=artifact_name)
+        log_report(run, folder, labels, scores, test_metrics, importance)
         card = folder / "model_card.md"
         card.write_text(
             model_card(
@@ -281,29 +356,16 @@ def register(
     registry: ModelRegistry, config: TrainConfig, result: TrainResult, promote: str | None
 ) -> ModelVersion:
     """Register the run's model with its signature and thresholds; optionally promote it."""
-    version = registry.register_model(
+    return register_churn(
+        registry,
         config.model_name,
-        run_id=result.run_id,
-        artifact="model",
+        result,
         flavor="xgboost",
-        signature=signature(),
-        output_signature=ChurnPrediction,
-        description=f"XGBoost churn classifier, test AUC {result.test_metrics['test_auc']:.3f}",
+        description="XGBoost churn classifier",
         tags=PROFILE_TAGS,
-        metadata={
-            "risk_thresholds": result.thresholds.as_dict(),
-            "test_metrics": result.test_metrics,
-            "feature_names": list(FEATURE_NAMES),
-        },
+        promote=promote,
+        trained_by="models.churn.train",
     )
-    if promote is not None:
-        version = registry.promote(
-            config.model_name,
-            version.version,
-            to=promote,
-            reason=f"trained by models.churn.train, test AUC {result.test_metrics['test_auc']:.3f}",
-        )
-    return version
 
 
 def run_training(
@@ -318,10 +380,7 @@ def run_training(
 ) -> TrainResult:
     """Train (or sweep), register the best model and optionally promote it."""
     logger = logger or ExperimentLogger()
-    registry = registry or ModelRegistry(
-        store=logger.metadata,  # type: ignore[arg-type]  # the built stores serve both ports
-        artifact_store=logger.artifacts,
-    )
+    registry = registry_for(logger, registry)
     splits = prepare_data(config.rows, config.seed, data_dir)
     if not sweep:
         result = train_one(logger, config, splits, show_progress=show_progress)
@@ -357,15 +416,13 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    rows: Annotated[
-        int, typer.Option(min=500, max=2_000_000, help="Players to generate.")
-    ] = 20_000,
+    rows: RowsOption = 20_000,
     max_depth: Annotated[int, typer.Option(min=1, max=16)] = 5,
     learning_rate: Annotated[float, typer.Option(min=0.001, max=1.0)] = 0.1,
     n_estimators: Annotated[int, typer.Option(min=1, max=5000)] = 400,
     early_stopping_rounds: Annotated[int, typer.Option(min=1, max=1000)] = 30,
-    seed: Annotated[int, typer.Option(min=0)] = 42,
-    promote: Annotated[Stage | None, typer.Option(help="Promote the new version.")] = None,
+    seed: SeedOption = 42,
+    promote: PromoteOption = None,
     sweep: Annotated[bool, typer.Option(help="Grid-search depth and rate as child runs.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -378,26 +435,19 @@ def main(
         early_stopping_rounds=early_stopping_rounds,
         seed=seed,
     )
-    try:
+    with cli_errors():
         result = run_training(
             config,
             sweep=sweep,
-            promote=None if promote is None else promote.value,
+            promote=stage_value(promote),
             show_progress=progress and sys.stderr.isatty(),
         )
-    except TrackingError as exc:
-        sys.stderr.write(f"error ({exc.code}): {' '.join(exc.message.split())}\n")
-        raise typer.Exit(1) from None
-    version = result.version
-    assert version is not None
-    metrics = ", ".join(
-        f"{k.removeprefix('test_')}={v:.4f}" for k, v in result.test_metrics.items()
-    )
-    typer.echo(f"run {result.run_id}: test {metrics}")
-    typer.echo(
-        f"registered {version.name} {version.label} (stage {version.stage.value}); "
+    echo_registered(
+        result.run_id,
+        result.test_metrics,
+        result.version,
         f"thresholds medium={result.thresholds.medium:.4f} high={result.thresholds.high:.4f}; "
-        f"trained in {result.seconds:.1f} s"
+        f"trained in {result.seconds:.1f} s",
     )
 
 

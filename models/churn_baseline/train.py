@@ -13,7 +13,6 @@ validation probabilities, and training fails when it exceeds ``PARITY_TOLERANCE`
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,26 +31,24 @@ from sklearn.preprocessing import StandardScaler
 
 from models.churn import EXPERIMENT_NAME
 from models.churn.data import PlayerData
-from models.churn.evaluation import (
-    RiskThresholds,
-    at_threshold,
-    brier,
-    choose_thresholds,
-    log_loss,
-    roc_auc,
+from models.churn.evaluation import RiskThresholds, choose_thresholds, roc_auc
+from models.churn.features import FEATURE_NAMES
+from models.churn.train import (
+    DATA_DIR,
+    RowsOption,
+    SeedOption,
+    Splits,
+    echo_registered,
+    log_report,
+    prepare_data,
+    register_churn,
+    start_logging,
+    test_metrics_at,
 )
-from models.churn.features import FEATURE_NAMES, ChurnFeatures, signature
-from models.churn.predictor import ChurnPrediction
-from models.churn.report import (
-    plot_calibration,
-    plot_feature_importance,
-    plot_precision_recall,
-    plot_roc,
-)
-from models.churn.train import DATA_DIR, Splits, Stage, prepare_data
 from models.churn_baseline import MODEL_NAME, MODEL_TYPE
 from models.onnx_tabular import FEATURE_NAMES_KEY
-from tracking import ExperimentLogger, ModelRegistry, ModelVersion, TrackingError
+from models.training import PromoteOption, cli_errors, registry_for, stage_value
+from tracking import ExperimentLogger, ModelRegistry, ModelVersion
 from tracking.flavors import load_onnx
 
 #: Largest |sklearn - onnxruntime| probability allowed on the validation set (float32 inputs).
@@ -159,17 +156,13 @@ def train_baseline(
         tempfile.TemporaryDirectory(prefix="churn-baseline-") as tmp,
     ):
         folder = Path(tmp)
-        run.log_params(config.params())
-        run.set_tags(
-            {
-                "model": config.model_name,
-                "model_type": MODEL_TYPE,
-                "framework": f"scikit-learn-{sklearn.__version__}",
-                "converter": f"skl2onnx-{skl2onnx.__version__}",
-            }
-        )
-        for split_name, path in splits.files.items():
-            run.log_dataset(split_name, path)
+        tags = {
+            "model": config.model_name,
+            "model_type": MODEL_TYPE,
+            "framework": f"scikit-learn-{sklearn.__version__}",
+            "converter": f"skl2onnx-{skl2onnx.__version__}",
+        }
+        start_logging(run, config.params(), tags, splits)
         pipeline = fit(splits.train, config)
         raw = to_onnx(pipeline)
         difference = parity(pipeline, raw, splits.validation.features)
@@ -179,15 +172,7 @@ def train_baseline(
         thresholds = choose_thresholds(splits.validation.churned, validation_scores)
         labels = splits.test.churned
         scores = onnx_probabilities(raw, splits.test.features)
-        at_medium = at_threshold(labels, scores, thresholds.medium)
-        test_metrics = {
-            "test_auc": roc_auc(labels, scores),
-            "test_precision": at_medium["precision"],
-            "test_recall": at_medium["recall"],
-            "test_f1": at_medium["f1"],
-            "test_logloss": log_loss(labels, scores),
-            "test_brier": brier(labels, scores),
-        }
+        test_metrics = test_metrics_at(labels, scores, thresholds)
         # validation_best_auc: churn's name for the validation AUC (one "iteration" here).
         run.log_metrics(
             {**test_metrics, "validation_best_auc": validation_auc, "onnx_max_abs_diff": difference}
@@ -196,21 +181,10 @@ def train_baseline(
         model_path = folder / "model.onnx"
         model_path.write_bytes(raw)
         run.log_artifact(model_path, name="model")
-        schema_path = folder / "feature_schema.json"
-        schema_path.write_text(json.dumps(ChurnFeatures.model_json_schema(), indent=2))
-        run.log_artifact(schema_path, name="feature_schema")
         # Standardised inputs: a coefficient's size is the feature's weight in the logit.
         coefficients = pipeline.named_steps["classify"].coef_[0]
         weights = {name: abs(float(w)) for name, w in zip(FEATURE_NAMES, coefficients, strict=True)}
-        for artifact_name, path in (
-            ("roc", plot_roc(labels, scores, test_metrics["test_auc"], folder / "roc.png")),
-            ("precision_recall", plot_precision_recall(labels, scores, folder / "pr.png")),
-            ("calibration", plot_calibration(labels, scores, test_metrics["test_brier"],
-                                             folder / "calibration.png")),
-            ("feature_importance", plot_feature_importance(weights,
-                                                           folder / "feature_importance.png")),
-        ):  # fmt: skip
-            run.log_artifact(path, name=artifact_name)
+        log_report(run, folder, labels, scores, test_metrics, weights)
         seconds = time.perf_counter() - started
         run.log_metric("train_seconds", seconds)
     return BaselineResult(
@@ -227,31 +201,17 @@ def register(
     registry: ModelRegistry, config: BaselineConfig, result: BaselineResult, promote: str | None
 ) -> ModelVersion:
     """Register the run's ONNX model with churn's signature and its thresholds."""
-    auc = result.test_metrics["test_auc"]
-    version = registry.register_model(
+    return register_churn(
+        registry,
         config.model_name,
-        run_id=result.run_id,
-        artifact="model",
+        result,
         flavor="onnx",
-        signature=signature(),
-        output_signature=ChurnPrediction,
-        description=f"Logistic-regression churn baseline (ONNX), test AUC {auc:.3f}",
+        description="Logistic-regression churn baseline (ONNX)",
         tags={"model_type": MODEL_TYPE},
-        metadata={
-            "risk_thresholds": result.thresholds.as_dict(),
-            "test_metrics": result.test_metrics,
-            "feature_names": list(FEATURE_NAMES),
-            "onnx_max_abs_diff": result.onnx_max_abs_diff,
-        },
+        promote=promote,
+        trained_by="models.churn_baseline.train",
+        extra_metadata={"onnx_max_abs_diff": result.onnx_max_abs_diff},
     )
-    if promote is not None:
-        version = registry.promote(
-            config.model_name,
-            version.version,
-            to=promote,
-            reason=f"trained by models.churn_baseline.train, test AUC {auc:.3f}",
-        )
-    return version
 
 
 def run_training(
@@ -264,10 +224,7 @@ def run_training(
 ) -> BaselineResult:
     """Train, register and optionally promote the baseline."""
     logger = logger or ExperimentLogger()
-    registry = registry or ModelRegistry(
-        store=logger.metadata,  # type: ignore[arg-type]  # the built stores serve both ports
-        artifact_store=logger.artifacts,
-    )
+    registry = registry_for(logger, registry)
     splits = prepare_data(config.rows, config.seed, data_dir)
     result = train_baseline(logger, config, splits)
     result.version = register(registry, config, result, promote)
@@ -279,33 +236,21 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 @app.command()
 def main(
-    rows: Annotated[
-        int, typer.Option(min=500, max=2_000_000, help="Players to generate.")
-    ] = 20_000,
+    rows: RowsOption = 20_000,
     c: Annotated[float, typer.Option("--c", min=1e-6, max=1e6, help="Inverse L2 strength.")] = 1.0,
     max_iter: Annotated[int, typer.Option(min=10, max=100_000)] = 1_000,
-    seed: Annotated[int, typer.Option(min=0)] = 42,
-    promote: Annotated[Stage | None, typer.Option(help="Promote the new version.")] = None,
+    seed: SeedOption = 42,
+    promote: PromoteOption = None,
 ) -> None:
     """Train the logistic churn baseline, convert it to ONNX, track and register it."""
     config = BaselineConfig(rows=rows, c=c, max_iter=max_iter, seed=seed)
-    try:
-        result = run_training(config, promote=None if promote is None else promote.value)
-    except TrackingError as exc:
-        sys.stderr.write(f"error ({exc.code}): {' '.join(exc.message.split())}\n")
-        raise typer.Exit(1) from None
-    except ParityError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        raise typer.Exit(1) from None
-    version = result.version
-    assert version is not None
-    metrics = ", ".join(
-        f"{k.removeprefix('test_')}={v:.4f}" for k, v in result.test_metrics.items()
-    )
-    typer.echo(f"run {result.run_id}: test {metrics}")
-    typer.echo(
-        f"registered {version.name} {version.label} (stage {version.stage.value}); "
-        f"ONNX parity {result.onnx_max_abs_diff:.1e}; trained in {result.seconds:.1f} s"
+    with cli_errors(ParityError):
+        result = run_training(config, promote=stage_value(promote))
+    echo_registered(
+        result.run_id,
+        result.test_metrics,
+        result.version,
+        f"ONNX parity {result.onnx_max_abs_diff:.1e}; trained in {result.seconds:.1f} s",
     )
 
 

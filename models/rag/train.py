@@ -38,18 +38,15 @@ from models.rag.evaluation import NDCG_K, RECALL_KS, QuestionResult, evaluate
 from models.rag.features import output_signature, signature
 from models.rag.labels import Question, load_questions, resolve
 from models.rag.retriever import BM25Index, RetrieverConfig
-from tracking import ExperimentLogger, ModelRegistry, ModelVersion, TrackingError
+from models.training import PromoteOption, cli_errors, promote_if, registry_for, stage_value
+from models.training import Stage as Stage
+from tracking import ExperimentLogger, ModelRegistry, ModelVersion
 
 SWEEP_CHUNK_SIZES = (50, 100, 200)
 SWEEP_K1 = (0.9, 1.2, 1.5)
 #: Ranks evaluated per question: the deepest cut-off any metric reads.
 EVAL_DEPTH = max(*RECALL_KS, NDCG_K)
 SELECTION_METRIC = f"dev_ndcg_at_{NDCG_K}"
-
-
-class Stage(enum.StrEnum):
-    staging = "staging"
-    production = "production"
 
 
 # Typer reads choices from enums; their values are RetrieverConfig's Literal values.
@@ -271,14 +268,9 @@ def register(
             "passages": result.passages,
         },
     )
-    if promote is not None:
-        version = registry.promote(
-            config.model_name,
-            version.version,
-            to=promote,
-            reason=f"trained by models.rag.train, test nDCG@10 {ndcg:.3f}",
-        )
-    return version
+    return promote_if(
+        registry, version, promote, reason=f"trained by models.rag.train, test nDCG@10 {ndcg:.3f}"
+    )
 
 
 def _progress(enabled: bool) -> Progress:
@@ -311,10 +303,7 @@ def run_training(
 ) -> TrainResult:
     """Build (or sweep), register the best index and optionally promote it."""
     logger = logger or ExperimentLogger()
-    registry = registry or ModelRegistry(
-        store=logger.metadata,  # type: ignore[arg-type]  # the built stores serve both ports
-        artifact_store=logger.artifacts,
-    )
+    registry = registry_for(logger, registry)
     corpus = LabelledCorpus.load(config)
     if not sweep:
         result = train_one(logger, config, corpus)
@@ -368,14 +357,14 @@ def main(
         bool, typer.Option(help="Also index the parts of TRACKING_URI, SHA-256, ...")
     ] = True,
     index_headings: Annotated[bool, typer.Option(help="Index section headings.")] = True,
-    promote: Annotated[Stage | None, typer.Option(help="Promote the new version.")] = None,
+    promote: PromoteOption = None,
     sweep: Annotated[
         bool, typer.Option(help="Grid-search chunk size and k1 as child runs.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for sweeps.")] = True,
 ) -> None:
     """Build the documentation retriever, track the run and register the index."""
-    try:
+    with cli_errors():
         retriever = RetrieverConfig(
             chunk_size=chunk_size,
             overlap=overlap,
@@ -390,12 +379,9 @@ def main(
         result = run_training(
             TrainConfig(retriever=retriever),
             sweep=sweep,
-            promote=None if promote is None else promote.value,
+            promote=stage_value(promote),
             show_progress=progress and sys.stderr.isatty(),
         )
-    except TrackingError as exc:
-        sys.stderr.write(f"error ({exc.code}): {' '.join(exc.message.split())}\n")
-        raise typer.Exit(1) from None
     version = result.version
     assert version is not None
     for label, values in (("all", result.metrics), ("test", result.test_metrics)):

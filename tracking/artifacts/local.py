@@ -11,7 +11,7 @@ import hmac
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -170,32 +170,46 @@ class LocalArtifactStore(ArtifactStore):
         with reader:
             if target.exists():
                 raise AlreadyExists(f"artifact {self._uri(target)} exists; artifacts are immutable")
-            try:
-                target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-                handle, temp_name = tempfile.mkstemp(
-                    dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-                )
-            except OSError as exc:
-                raise StoreUnavailable(f"cannot write to {target.parent}: {exc}") from exc
-            temp = Path(temp_name)
-            try:
-                digest = hashlib.sha256()
-                size = 0
-                with os.fdopen(handle, "wb") as out:
-                    for chunk in _read_chunks(reader):
-                        digest.update(chunk)
-                        size += len(chunk)
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.chmod(temp, FILE_MODE)
-                self._publish(temp, target)
-            except OSError as exc:
-                raise StoreUnavailable(f"cannot write artifact {target}: {exc}") from exc
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    temp.unlink()
+            digest = hashlib.sha256()
+            size = 0
+
+            def hashed() -> Iterator[bytes]:
+                nonlocal size
+                for chunk in _read_chunks(reader):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    yield chunk
+
+            self._write_once(target, hashed(), "artifact")
         return StoredObject(uri=self._uri(target), sha256=digest.hexdigest(), size=size)
+
+    def _write_once(self, target: Path, chunks: Iterable[bytes], what: str) -> None:
+        """Write ``chunks`` to a temporary file beside ``target``, then publish it as ``target``.
+
+        Raises:
+            StoreUnavailable: the folder or the file cannot be written; no temporary file stays.
+        """
+        try:
+            target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            handle, temp_name = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+            )
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write to {target.parent}: {exc}") from exc
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp, FILE_MODE)
+            self._publish(temp, target)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write {what} {target}: {exc}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
 
     def _publish(self, temp: Path, target: Path) -> None:
         """Give the complete temporary file its final name, refusing to replace anything.
@@ -298,26 +312,7 @@ class LocalArtifactStore(ArtifactStore):
             StoreUnavailable: the folder cannot be written.
         """
         target = self._object_path(key)
-        try:
-            target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            handle, temp_name = tempfile.mkstemp(
-                dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-            )
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot write to {target.parent}: {exc}") from exc
-        temp = Path(temp_name)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, FILE_MODE)
-            self._publish(temp, target)
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot write object {target}: {exc}") from exc
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+        self._write_once(target, (data,), "object")
         return self._uri(target)
 
     def list_objects(self, prefix: str) -> list[str]:

@@ -296,6 +296,15 @@ class S3ArtifactStore(ArtifactStore):
         # One read into memory (bounded by the threshold) means the digest and the bytes sent
         # are the same bytes even if the file changes meanwhile, and retries can resend them.
         data = reader.read()
+        sha256 = self._put_new(key, data, f"uploading {uri}")
+        return StoredObject(uri=uri, sha256=sha256, size=len(data))
+
+    def _put_new(self, key: str, data: bytes, doing: str) -> str:
+        """``PutObject`` of ``data`` unless ``key`` exists, S3 checking its SHA-256 (hex, returned).
+
+        Raises:
+            AlreadyExists: the key exists. StoreUnavailable: S3 failed (``doing`` says what).
+        """
         digest = hashlib.sha256(data)
         try:
             self.client.put_object(
@@ -312,9 +321,9 @@ class S3ArtifactStore(ArtifactStore):
             )
         except Exception as exc:
             if _is_boto_error(exc):
-                _raise_translated(exc, f"uploading {uri}")
+                _raise_translated(exc, doing)
             raise
-        return StoredObject(uri=uri, sha256=digest.hexdigest(), size=len(data))
+        return digest.hexdigest()
 
     def _upload_parts(self, reader: BinaryIO, key: str, uri: str) -> StoredObject:
         # The whole-file digest goes into the object's metadata, which S3 takes at the start of a
@@ -473,22 +482,7 @@ class S3ArtifactStore(ArtifactStore):
         """
         full = self._key(object_key(key))
         uri = f"{SCHEME}{self._bucket}/{full}"
-        digest = hashlib.sha256(data)
-        try:
-            self.client.put_object(
-                Bucket=self._bucket,
-                Key=full,
-                Body=data,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=_b64(digest.digest()),
-                IfNoneMatch="*",
-                Metadata={"sha256": digest.hexdigest()},
-                ContentType="application/octet-stream",
-            )
-        except Exception as exc:
-            if _is_boto_error(exc):
-                _raise_translated(exc, f"writing {uri}")
-            raise
+        self._put_new(full, data, f"writing {uri}")
         return uri
 
     def list_objects(self, prefix: str) -> list[str]:

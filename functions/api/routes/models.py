@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
+from functions.api.admin_change import AdminChangeDep
 from functions.api.auth import AuthRoute, requires
-from functions.api.deps import IdempotencyDep, PrincipalDep, RegistryDep
-from functions.api.events import DeliveryDep
-from functions.api.idempotency import IdempotencyKey, run_once
+from functions.api.deps import RegistryDep
 from functions.api.schemas import (
     MaxResults,
     NamePath,
@@ -73,53 +72,33 @@ def model_history(name: NamePath, registry: RegistryDep) -> list[AliasChange]:
     openapi_extra=requires("admin"),
 )
 def promote(
-    request: Request,
     name: NamePath,
     version: VersionPath,
     body: PromoteRequest,
     registry: RegistryDep,
-    idempotency: IdempotencyDep,
-    principal: PrincipalDep,
-    delivery: DeliveryDep,
-    idempotency_key: IdempotencyKey = None,
+    change: AdminChangeDep,
 ) -> ModelVersionInfo | Response:
     """Point an alias (production, staging, ...) at a version; recorded with the key's name."""
-    answer = run_once(
-        request,
-        principal,
-        idempotency,
-        idempotency_key,
+    return change.run(
         body.model_dump(mode="json"),
         lambda: version_view(
-            registry.promote(name, version, to=body.to, reason=body.reason, actor=principal.name)
+            registry.promote(name, version, to=body.to, reason=body.reason, actor=change.actor)
         ),
     )
-    delivery.after_change()
-    return answer
 
 
 @router.post("/{name}/rollback", response_model=ModelVersionInfo, openapi_extra=requires("admin"))
 def rollback(
-    request: Request,
     name: NamePath,
     registry: RegistryDep,
-    idempotency: IdempotencyDep,
-    principal: PrincipalDep,
-    delivery: DeliveryDep,
+    change: AdminChangeDep,
     body: RollbackRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> ModelVersionInfo | Response:
     """Move an alias (default production) back to the version it pointed at before."""
-    change = body or RollbackRequest()
-    answer = run_once(
-        request,
-        principal,
-        idempotency,
-        idempotency_key,
-        change.model_dump(mode="json"),
+    move = body or RollbackRequest()
+    return change.run(
+        move.model_dump(mode="json"),
         lambda: version_view(
-            registry.rollback(name, alias=change.alias, reason=change.reason, actor=principal.name)
+            registry.rollback(name, alias=move.alias, reason=move.reason, actor=change.actor)
         ),
     )
-    delivery.after_change()
-    return answer

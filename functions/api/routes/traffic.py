@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
+from functions.api.admin_change import AdminChangeDep
 from functions.api.auth import AuthRoute, requires
-from functions.api.deps import IdempotencyDep, PrincipalDep, RegistryDep
-from functions.api.events import DeliveryDep
-from functions.api.idempotency import IdempotencyKey, run_once
+from functions.api.deps import RegistryDep
 from functions.api.schemas import NamePath, TrafficRequest
 from tracking.entities import TrafficPolicy
 
@@ -24,21 +23,10 @@ def get_traffic(name: NamePath, registry: RegistryDep) -> TrafficPolicy:
 
 @router.put("/{name}/traffic", response_model=TrafficPolicy, openapi_extra=requires("admin"))
 def set_traffic(
-    request: Request,
-    name: NamePath,
-    body: TrafficRequest,
-    registry: RegistryDep,
-    idempotency: IdempotencyDep,
-    principal: PrincipalDep,
-    delivery: DeliveryDep,
-    idempotency_key: IdempotencyKey = None,
+    name: NamePath, body: TrafficRequest, registry: RegistryDep, change: AdminChangeDep
 ) -> TrafficPolicy | Response:
     """Set the traffic policy; recorded in the history with the key's name and the reason."""
-    answer = run_once(
-        request,
-        principal,
-        idempotency,
-        idempotency_key,
+    return change.run(
         body.model_dump(mode="json"),
         lambda: registry.set_traffic(
             name,
@@ -46,32 +34,20 @@ def set_traffic(
             shadow=body.shadow,
             sticky=body.sticky,
             reason=body.reason,
-            actor=principal.name,
+            actor=change.actor,
         ),
     )
-    delivery.after_change()
-    return answer
 
 
 @router.delete("/{name}/traffic", response_model=TrafficPolicy, openapi_extra=requires("admin"))
 def clear_traffic(
-    request: Request,
     name: NamePath,
     registry: RegistryDep,
-    idempotency: IdempotencyDep,
-    principal: PrincipalDep,
-    delivery: DeliveryDep,
+    change: AdminChangeDep,
     reason: Annotated[str | None, Query(max_length=1000)] = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> TrafficPolicy | Response:
     """Send all traffic to production again (recorded like a change)."""
-    answer = run_once(
-        request,
-        principal,
-        idempotency,
-        idempotency_key,
+    return change.run(
         {"reason": reason},
-        lambda: registry.clear_traffic(name, reason=reason, actor=principal.name),
+        lambda: registry.clear_traffic(name, reason=reason, actor=change.actor),
     )
-    delivery.after_change()
-    return answer

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Form, Query, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from functions.api.auth import requires
@@ -23,7 +24,8 @@ from functions.api.schemas import NamePath, PromoteRequest, RollbackRequest, Ver
 from functions.api.security_headers import html_headers
 from functions.api.ui.core import PREFIX, UiRoute, principal_of, render, root_of
 from functions.api.views import version_view
-from tracking import ModelRegistry
+from tracking import ModelRegistry, ModelVersion
+from tracking.stores.ports.idempotency import IdempotencyStore
 from tracking.validation import NAME_PATTERN
 
 router = APIRouter(route_class=UiRoute, prefix=PREFIX, include_in_schema=False)
@@ -31,6 +33,7 @@ router = APIRouter(route_class=UiRoute, prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
 Token = Annotated[str | None, Query(max_length=4000)]
 IdempotencyField = Annotated[str, Form(max_length=128)]
+_B = TypeVar("_B", bound=BaseModel)
 
 
 @router.get("/models", openapi_extra=requires("read"))
@@ -100,6 +103,30 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _move(
+    request: Request,
+    registry: ModelRegistry,
+    idempotency: IdempotencyStore,
+    name: str,
+    key: str,
+    build: Callable[[], _B],
+    move: Callable[[_B, str], ModelVersion],
+    done: str,
+) -> Response:
+    """Validate the form, make the move once per key (as the API does), answer as ``_answer``."""
+    try:
+        body = build()
+        checked = _check_key(key)
+    except (ValidationError, ValueError) as invalid:
+        return _model_page(request, registry, name, status=422, error=_invalid(invalid))
+    principal = principal_of(request)
+    result = run_once(
+        request, principal, idempotency, checked, body.model_dump(mode="json"),
+        lambda: version_view(move(body, principal.name)),
+    )  # fmt: skip
+    return _answer(request, registry, name, result, done)
+
+
 @router.post("/models/{name}/versions/{version}/promote", openapi_extra=requires("admin"))
 def promote(
     request: Request,
@@ -112,19 +139,14 @@ def promote(
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Point an alias at a version, as POST /models/{name}/versions/{version}/promote does."""
-    try:
-        body = PromoteRequest(to=to, reason=reason or None)
-        key = _check_key(idempotency_key)
-    except (ValidationError, ValueError) as invalid:
-        return _model_page(request, registry, name, status=422, error=_invalid(invalid))
-    principal = principal_of(request)
-    result = run_once(
-        request, principal, idempotency, key, body.model_dump(mode="json"),
-        lambda: version_view(
-            registry.promote(name, version, to=body.to, reason=body.reason, actor=principal.name)
+    return _move(
+        request, registry, idempotency, name, idempotency_key,
+        lambda: PromoteRequest(to=to, reason=reason or None),
+        lambda body, actor: registry.promote(
+            name, version, to=body.to, reason=body.reason, actor=actor
         ),
+        "promoted",
     )  # fmt: skip
-    return _answer(request, registry, name, result, "promoted")
 
 
 @router.post("/models/{name}/rollback", openapi_extra=requires("admin"))
@@ -138,19 +160,14 @@ def rollback(
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Move an alias back to its previous version, as POST /models/{name}/rollback does."""
-    try:
-        body = RollbackRequest(alias=alias, reason=reason or None)
-        key = _check_key(idempotency_key)
-    except (ValidationError, ValueError) as invalid:
-        return _model_page(request, registry, name, status=422, error=_invalid(invalid))
-    principal = principal_of(request)
-    result = run_once(
-        request, principal, idempotency, key, body.model_dump(mode="json"),
-        lambda: version_view(
-            registry.rollback(name, alias=body.alias, reason=body.reason, actor=principal.name)
+    return _move(
+        request, registry, idempotency, name, idempotency_key,
+        lambda: RollbackRequest(alias=alias, reason=reason or None),
+        lambda body, actor: registry.rollback(
+            name, alias=body.alias, reason=body.reason, actor=actor
         ),
+        "rolled_back",
     )  # fmt: skip
-    return _answer(request, registry, name, result, "rolled_back")
 
 
 def _invalid(error: Exception) -> str:
