@@ -42,6 +42,7 @@ from functions.api.observability import (
 from functions.api.prediction_log import PredictionLog
 from functions.api.shadow import ShadowScorer, convert
 from functions.api.traffic import PRODUCTION
+from models.catalog import package
 from models.serving import ServedModel
 from tracking import NotFound
 from tracking.validation import NAME_PATTERN
@@ -88,14 +89,6 @@ def _extras(body: type[BaseModel] | None) -> dict[str, Any]:
         "parameters": PIN_PARAMETERS,
         "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
     }
-
-
-async def _parse(request: Request, model: type[_M]) -> _M:
-    """Validate the body with ``model`` from its raw bytes (pydantic-core parses the JSON)."""
-    try:
-        return model.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_input=False, include_url=False)) from None
 
 
 def _pinned(request: Request, cache: ModelCache, name: str) -> tuple[Loaded, str] | None:
@@ -250,20 +243,35 @@ def _json(body: Any, variant: str, background: BackgroundTask | None = None) -> 
     )
 
 
+def _rows(request: Request, raw: bytes, served: ServedModel, batch: bool) -> list[Any]:
+    """The validated rows of the body, by ``served``'s schema (422 naming the field)."""
+    try:
+        if not batch:
+            return [served.request.model_validate_json(raw)]
+        rows: list[Any] = served.batch_request.model_validate_json(raw).rows  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_input=False, include_url=False)) from None
+    limit = request.app.state.settings.max_batch_rows
+    if len(rows) > limit:
+        raise ApiError(422, "invalid_input", f"at most {limit} rows per batch request")
+    return rows
+
+
 async def _answer(
     request: Request, name: str, batch: bool
 ) -> tuple[Scored, list[Any], ServedModel]:
     cache: ModelCache = request.app.state.model_cache
-    pinned = _pinned(request, cache, name)
-    loaded = cache.get(name) if pinned is None else pinned[0]
-    if batch:
-        body = await _parse(request, loaded.served.batch_request)
-        rows: list[Any] = body.rows  # type: ignore[attr-defined]
-        limit = request.app.state.settings.max_batch_rows
-        if len(rows) > limit:
-            raise ApiError(422, "invalid_input", f"at most {limit} rows per batch request")
-    else:
-        rows = [await _parse(request, loaded.served.request)]
+    raw = await request.body()  # first: an oversized body is a 413 whatever else is wrong
+    try:
+        pinned = _pinned(request, cache, name)
+        loaded = cache.get(name) if pinned is None else pinned[0]
+    except ApiError as exc:
+        # Nothing to serve: a body its package's schema refuses is still a 422, not a 503.
+        declared = package(name)
+        if exc.status == 503 and declared is not None:
+            _rows(request, raw, declared, batch)
+        raise
+    rows = _rows(request, raw, loaded.served, batch)
     if pinned is not None:  # a pin wins over the policy, and nothing shadows it
         label = loaded.predictor.label
         records = loaded.predictor.predict_records(rows)
