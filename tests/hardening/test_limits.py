@@ -407,8 +407,10 @@ def _routes(app: FastAPI, method: str) -> list[Endpoint]:
         for context in iter_route_contexts(app.routes)
         if isinstance(context.original_route, APIRoute)
         and method in (context.methods or ())
-        # The web UI's pages answer HTML and are held to their own limits (tests/ui/).
+        # The web UI's pages answer HTML and are held to their own limits (tests/ui/); the
+        # hidden /predict/{name} routes only answer 404 for names not served.
         and not str(context.path).startswith("/ui")
+        and context.original_route.include_in_schema
     ]
 
 

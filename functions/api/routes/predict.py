@@ -311,6 +311,7 @@ def _not_served(name: str) -> NotFound:
 
 
 async def _unknown(request: Request) -> Response:
+    await request.body()  # an oversized body is a 413 here too, as on every route
     raise _not_served(str(request.path_params.get("name", "")))
 
 
