@@ -81,16 +81,22 @@ def prediction_counter(
 _PREDICTION_CHILDREN: dict[tuple[str, str, str, str], Any] = {}
 
 
+def _publish_counts(name: str, counts: Mapping[tuple[tuple[str, str], ...], int]) -> None:
+    """One EMF document per label set: ``counts`` maps ((dimension, value), ...) to a count."""
+    for labels, count in counts.items():
+        with single_metric(
+            name=name, unit=MetricUnit.Count, value=count, namespace=metrics.namespace,
+            default_dimensions={"service": SERVICE, **dict(labels)},
+        ):  # fmt: skip
+            pass
+
+
 def publish_predictions_by_variant(model: str, counts: Mapping[str, int]) -> None:
     """EMF ``VariantPredictions`` per model and variant, sent only while a traffic policy splits
     the model (its own metric name: a new dimension on ``Predictions`` would be a new metric)."""
-    for variant, count in counts.items():
-        dimensions = {"service": SERVICE, "model": model, "variant": variant}
-        with single_metric(
-            name="VariantPredictions", unit=MetricUnit.Count, value=count,
-            namespace=metrics.namespace, default_dimensions=dimensions,
-        ):  # fmt: skip
-            pass
+    _publish_counts("VariantPredictions", {
+        (("model", model), ("variant", variant)): count for variant, count in counts.items()
+    })  # fmt: skip
 
 
 def publish_predictions_by_risk(model: str, counts: Mapping[str, int]) -> None:
@@ -100,24 +106,16 @@ def publish_predictions_by_risk(model: str, counts: Mapping[str, int]) -> None:
     mixes risk levels, so each level is its own document. No version dimension: each one would be
     a new CloudWatch metric, billed monthly, forever (Prometheus has the version label).
     """
-    for risk_level, count in counts.items():
-        dimensions = {"service": SERVICE, "model": model, "risk_level": risk_level}
-        with single_metric(
-            name="Predictions", unit=MetricUnit.Count, value=count,
-            namespace=metrics.namespace, default_dimensions=dimensions,
-        ):  # fmt: skip
-            pass
+    _publish_counts("Predictions", {
+        (("model", model), ("risk_level", level)): count for level, count in counts.items()
+    })  # fmt: skip
 
 
 def publish_prediction_log_dropped(counts: Mapping[tuple[str, str], int]) -> None:
     """EMF ``PredictionLogDropped`` per model and reason (one document per label set)."""
-    for (model, reason), count in counts.items():
-        dimensions = {"service": SERVICE, "model": model, "reason": reason}
-        with single_metric(
-            name="PredictionLogDropped", unit=MetricUnit.Count, value=count,
-            namespace=metrics.namespace, default_dimensions=dimensions,
-        ):  # fmt: skip
-            pass
+    _publish_counts("PredictionLogDropped", {
+        (("model", model), ("reason", reason)): count for (model, reason), count in counts.items()
+    })  # fmt: skip
 
 
 def _write_request_line(fields: dict[str, Any]) -> None:
