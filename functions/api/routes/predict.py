@@ -123,6 +123,7 @@ class Scored:
     labels: list[str]  # the answering version's label, per row
     shadows: list[Loaded] = field(default_factory=list)
     shadow_names: list[str] = field(default_factory=list)
+    sticky: str | None = None  # the policy's sticky field, logged with each answer
 
     def header(self) -> str:
         return ",".join(dict.fromkeys(self.variants))
@@ -160,7 +161,7 @@ def _score(request: Request, name: str, rows: list[Any], parse_first: Loaded) ->
             answered[index], labels[index] = answer, target.predictor.label
     shadows = [variants[alias] for alias in split.shadow if alias in variants]
     names = [alias for alias in split.shadow if alias in variants]
-    return Scored(answered, assigned, labels, shadows, names)
+    return Scored(answered, assigned, labels, shadows, names, split.sticky)
 
 
 def _count(name: str, served: ServedModel, scored: Scored) -> None:
@@ -219,8 +220,7 @@ def _log(request: Request, name: str, scored: Scored, rows: list[Any]) -> None:
     log_: PredictionLog = request.app.state.prediction_log
     if not log_.enabled:
         return
-    split, _ = request.app.state.model_cache.traffic(name)
-    sticky = None if split is None else split.sticky
+    sticky = scored.sticky
     request_id = _request_id(request)
     variants = set(scored.variants)
     if len(variants) == 1:
