@@ -10,6 +10,11 @@ the version's metadata in the environment:
     FLOOR_MODEL_PATH   a verified copy of the production artifact (XGBoost UBJ/JSON)
     FLOOR_MODEL_LABEL  the version label, e.g. v1
     FLOOR_MEDIUM, FLOOR_HIGH   the version's risk thresholds
+    FLOOR_GENERIC_LABEL  the label of the same artifact registered as ``churn-generic``
+
+``/predict/churn-generic`` is the floor of the generic path: the body schema the API builds from
+the stored signature (``models.tabular.request_model``), the booster, ``{"prediction",
+"model_version"}``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, Request, Response
@@ -26,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.churn.features import FEATURE_NAMES, ChurnFeatures
 from models.churn.predictor import SERVING_THREADS
+from models.tabular import request_model
 from tracking.flavors import load_xgboost
+from tracking.signatures import from_model
 
 # Loaded exactly as the API loads it: the same function and the same thread count.
 BOOSTER = load_xgboost(Path(os.environ["FLOOR_MODEL_PATH"]).read_bytes())
@@ -34,6 +41,8 @@ BOOSTER.set_param({"nthread": SERVING_THREADS})
 LABEL = os.environ["FLOOR_MODEL_LABEL"]
 MEDIUM = float(os.environ["FLOOR_MEDIUM"])
 HIGH = float(os.environ["FLOOR_HIGH"])
+GENERIC_LABEL = os.environ["FLOOR_GENERIC_LABEL"]
+GenericRow = request_model("churn-generic", from_model(ChurnFeatures))
 
 
 class FloorBatch(BaseModel):
@@ -44,8 +53,14 @@ class FloorBatch(BaseModel):
     rows: Annotated[list[ChurnFeatures], Field(min_length=1)]
 
 
-def _predict(rows: list[ChurnFeatures]) -> list[dict[str, object]]:
-    matrix = np.asarray(
+class GenericBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    rows: Annotated[list[GenericRow], Field(min_length=1)]  # type: ignore[valid-type]
+
+
+def _matrix(rows: list[Any]) -> np.ndarray:
+    return np.asarray(
         [
             [
                 math.nan if value is None else float(value)
@@ -55,8 +70,16 @@ def _predict(rows: list[ChurnFeatures]) -> list[dict[str, object]]:
         ],
         dtype=np.float32,
     )
+
+
+def _predict_generic(rows: list[Any]) -> list[dict[str, object]]:
+    outputs = BOOSTER.inplace_predict(_matrix(rows)).tolist()
+    return [{"prediction": output, "model_version": GENERIC_LABEL} for output in outputs]
+
+
+def _predict(rows: list[ChurnFeatures]) -> list[dict[str, object]]:
     out = []
-    for row, probability in zip(rows, BOOSTER.inplace_predict(matrix), strict=True):
+    for row, probability in zip(rows, BOOSTER.inplace_predict(_matrix(rows)), strict=True):
         p = float(probability)
         level = "high" if p >= HIGH else "medium" if p >= MEDIUM else "low"
         out.append(
@@ -93,3 +116,15 @@ async def predict_one(request: Request) -> Response:
 async def predict_batch(request: Request) -> Response:
     body = FloorBatch.model_validate_json(await request.body())
     return _json({"predictions": _predict(body.rows), "model_version": LABEL})
+
+
+@app.post("/predict/churn-generic")
+async def predict_generic(request: Request) -> Response:
+    row = GenericRow.model_validate_json(await request.body())
+    return _json(_predict_generic([row])[0])
+
+
+@app.post("/predict/churn-generic/batch")
+async def predict_generic_batch(request: Request) -> Response:
+    body = GenericBatch.model_validate_json(await request.body())
+    return _json({"predictions": _predict_generic(body.rows), "model_version": GENERIC_LABEL})

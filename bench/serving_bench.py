@@ -6,8 +6,13 @@ creates an API key. Then it starts, each with uvicorn, one worker, on 127.0.0.1:
 
     ours   functions.api.main:app, with auth, the request middleware (request id, body limit,
            Prometheus metrics, one JSON log line per request) and the model cache
-    floor  bench/_floor_app.py: FastAPI parsing the same ChurnFeatures body and calling
-           inplace_predict on the same artifact, nothing else
+    floor  bench/_floor_app.py: FastAPI parsing the same body (pydantic-core
+           model_validate_json) and calling inplace_predict on the same artifact, nothing else
+
+Two paths each: ``/predict/churn`` (the churn package's own schema and answer) and the generic
+path, ``/predict/churn-generic``: the same artifact registered under a name no package declares,
+so the API serves it from its flavor and stored signature (``models.tabular``); the floor parses
+the same signature-built schema.
 
 Cold start is measured first: process start to the first 200 from POST /predict/churn, polled
 every 10 ms, median of ``--cold-starts`` starts (the last start of each app stays up for the load).
@@ -54,6 +59,10 @@ sys.path.insert(0, str(ROOT))
 HOST = "127.0.0.1"  # the only address this benchmark ever talks to
 SINGLE_PATH = "/predict/churn"
 BATCH_PATH = "/predict/churn/batch"
+#: A model served by the generic path: registered with a signature, declared by no package.
+GENERIC = "churn-generic"
+GENERIC_PATH = f"/predict/{GENERIC}"
+GENERIC_BATCH_PATH = f"{GENERIC_PATH}/batch"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -114,10 +123,16 @@ def prepare_store(folder: Path) -> Store:
         f"trained and promoted a churn model (5000 rows) in {time.perf_counter() - started:.1f} s"
     )
 
+    from models.churn.features import ChurnFeatures
     from tracking import ModelRegistry
 
     registry = ModelRegistry(env["TRACKING_URI"], env["ARTIFACT_URI"])
     version = registry.get_version_by_alias("churn", "production")
+    generic = registry.register_model(
+        GENERIC, version.run_id, "model", signature=ChurnFeatures,
+        description="the churn artifact, served by the generic (signature) path",
+    )  # fmt: skip
+    registry.promote(GENERIC, generic.version, "production")
     artifact = registry.download(version, folder / "floor" / Path(version.artifact_uri).name)
     thresholds = version.metadata["risk_thresholds"]
 
@@ -129,11 +144,13 @@ def prepare_store(folder: Path) -> Store:
     }
     env["API_KEYS"] = json.dumps([spec])
     env["MODEL_CACHE_DIR"] = str(folder / "model-cache")
+    env["SERVED_MODELS"] = f"churn,{GENERIC}"
     floor_env = {
         "FLOOR_MODEL_PATH": str(artifact),
         "FLOOR_MODEL_LABEL": version.label,
         "FLOOR_MEDIUM": str(thresholds["medium"]),
         "FLOOR_HIGH": str(thresholds["high"]),
+        "FLOOR_GENERIC_LABEL": generic.label,
     }
     return Store(folder, env, key, floor_env, version.label)
 
@@ -417,14 +434,21 @@ def load_benchmark(args: argparse.Namespace, store: Store) -> None:
             listed = ", ".join(f"{v:.2f}" for v in values)
             print(f"  {name:5s} {statistics.median(values):6.2f} s   ({listed})")
 
-        check_same_answers(ours, floor, {SINGLE_PATH: single, BATCH_PATH: batch}, store.key)
+        check_same_answers(
+            ours, floor,
+            {SINGLE_PATH: single, BATCH_PATH: batch, GENERIC_PATH: single,
+             GENERIC_BATCH_PATH: batch},
+            store.key,
+        )  # fmt: skip
         logged_before = count_request_logs(ours.log)
 
         scenarios = [
             (label, path, body, concurrency)
             for label, path, body in (
-                ("1 row", SINGLE_PATH, single),
-                ("100 rows", BATCH_PATH, batch),
+                ("churn 1 row", SINGLE_PATH, single),
+                ("churn 100 rows", BATCH_PATH, batch),
+                ("generic 1 row", GENERIC_PATH, single),
+                ("generic 100 rows", GENERIC_BATCH_PATH, batch),
             )
             for concurrency in (1, 16)
         ]
@@ -461,7 +485,7 @@ def load_benchmark(args: argparse.Namespace, store: Store) -> None:
             f"from /proc\n"
         )
         header = (
-            f"{'scenario':<18}{'app':<7}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
+            f"{'scenario':<24}{'app':<7}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
             f"{'cpu ms/req':>12}{'err':>5}   ratio ours/floor"
         )
         print(header)
@@ -475,7 +499,7 @@ def load_benchmark(args: argparse.Namespace, store: Store) -> None:
             for name in ("ours", "floor"):
                 s = stats[name]
                 line = (
-                    f"{label + f' c={concurrency}':<18}{name:<7}{s['rps']:9.0f}{s['p50']:9.2f}"
+                    f"{label + f' c={concurrency}':<24}{name:<7}{s['rps']:9.0f}{s['p50']:9.2f}"
                     f"{s['p90']:9.2f}{s['p99']:9.2f}{s['cpu_ms']:12.3f}{s['errors']:5.0f}"
                 )
                 if name == "ours":
@@ -561,6 +585,8 @@ def profile(args: argparse.Namespace, store: Store) -> None:
         SINGLE_PATH: json.dumps(_row(0, rng)).encode(),
         BATCH_PATH: json.dumps({"rows": [_row(i, rng) for i in range(100)]}).encode(),
     }
+    bodies[GENERIC_PATH] = bodies[SINGLE_PATH]
+    bodies[GENERIC_BATCH_PATH] = bodies[BATCH_PATH]
 
     async def drive_many(app: Any, path: str, body: bytes, n: int) -> None:
         for _ in range(n):
@@ -569,7 +595,7 @@ def profile(args: argparse.Namespace, store: Store) -> None:
                 raise SystemExit(f"{path} answered {status}")
 
     for path, body in bodies.items():
-        n = args.profile if path == SINGLE_PATH else max(1, args.profile // 10)
+        n = max(1, args.profile // 10) if path.endswith("/batch") else args.profile
         timings = {}
         for name, app in (("ours", ours), ("floor", floor_module.app)):
             asyncio.run(drive_many(app, path, body, 50))  # warm-up

@@ -9,6 +9,7 @@ or a query string: feature payloads stay out of the logs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -118,6 +119,15 @@ def publish_prediction_log_dropped(counts: Mapping[tuple[str, str], int]) -> Non
     })  # fmt: skip
 
 
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4)
+def _second(epoch_second: int) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` (UTC) of a second: formatted once per second, not per request."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch_second))
+
+
 def _write_request_line(fields: dict[str, Any]) -> None:
     """One JSON line per request, with Powertools' keys, written straight to stdout.
 
@@ -128,12 +138,11 @@ def _write_request_line(fields: dict[str, Any]) -> None:
     line = {
         "level": "INFO",
         "message": "request",
-        "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now))
-        + f",{int(now % 1 * 1000):03d}+0000",
+        "timestamp": f"{_second(int(now))},{int(now % 1 * 1000):03d}+0000",
         "service": SERVICE,
         **fields,
     }
-    sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+    sys.stdout.write(_LINE_ENCODER.encode(line) + "\n")
     sys.stdout.flush()  # one line per request reaches the log collector now, not per 8 KB
 
 

@@ -51,6 +51,7 @@ MAX_OUTPUT_CHARS = 2048
 BUFFER_FULL = "buffer_full"
 STORE_ERROR = "store_error"
 SHUTDOWN = "shutdown"
+HOUR_MS = 3_600_000
 
 
 def prediction_records(
@@ -317,9 +318,17 @@ class PredictionLog:
             batch, self._buffer = self._buffer, []
             self._writing = bool(batch)
         groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+        # A batch holds a few models and hours: each folder is built once, not per record.
+        folders: dict[tuple[str, int], tuple[str, str | None]] = {}
         for item in batch:
-            at = datetime.fromtimestamp(float(item.get("time") or 0) / 1000, tz=UTC)
-            groups[(str(item.get("model") or "unknown"), hour_folder_safe(item, at))].append(item)
+            hour = int(float(item.get("time") or 0) // HOUR_MS)
+            key = (str(item.get("model")), hour)
+            group = folders.get(key)
+            if group is None:
+                at = datetime.fromtimestamp(hour * HOUR_MS / 1000, tz=UTC)
+                group = (str(item.get("model") or "unknown"), hour_folder_safe(item, at))
+                folders[key] = group
+            groups[group].append(item)
         for (_, folder), items in groups.items():
             for start in range(0, len(items), self.batch_size):
                 self._write(folder, items[start : start + self.batch_size])

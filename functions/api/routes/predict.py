@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.background import BackgroundTask
 
-from functions.api.auth import AuthRoute, requires
+from functions.api.auth import DirectRoute, requires
 from functions.api.errors import ApiError
 from functions.api.model_cache import Loaded, ModelCache
 from functions.api.observability import (
@@ -93,9 +93,9 @@ def _extras(body: type[BaseModel] | None) -> dict[str, Any]:
 
 def _pinned(request: Request, cache: ModelCache, name: str) -> tuple[Loaded, str] | None:
     """The version ``?alias=`` / ``?version=`` pins, with its variant label; ``None``: no pin."""
+    if not request.scope.get("query_string"):
+        return None  # the usual request: no QueryParams parsed
     query = request.query_params
-    if not query:
-        return None
     alias = query.get("alias")
     raw_version = query.get("version")
     if alias is not None and raw_version is not None:
@@ -323,7 +323,7 @@ def build_router(
     ``declarations`` gives each served name with how it is served at start (``None``: not known
     yet, so its operations are documented without a schema).
     """
-    router = APIRouter(route_class=AuthRoute, prefix="/predict", tags=["predict"])
+    router = APIRouter(route_class=DirectRoute, prefix="/predict", tags=["predict"])
     bodies: list[type[BaseModel]] = []
     seen: set[str] = set()
     for name, served in declarations:
