@@ -236,3 +236,82 @@ def test_flush_waits_for_a_batch_the_writer_already_took(tmp_path: Path) -> None
     assert recorder.flush(5.0)
     assert len(store.list_objects("predictions/inflight")) == 1
     recorder.close()
+
+
+def _as_lines(records: list[dict[str, Any]], time_ms: int) -> list[str]:
+    import json
+
+    encoder = json.JSONEncoder(separators=(",", ":"), default=str)
+    return [encoder.encode({**record, "time": time_ms}) for record in records]
+
+
+@pytest.mark.parametrize(
+    ("answers", "sticky_field", "include_features", "score_key"),
+    [
+        # churn: a probability and a risk level
+        ([{"player_id": "p0", "churn_probability": 0.123456, "risk_level": "low",
+           "model_version": "v1"},
+          {"player_id": "p1", "churn_probability": 1e-7, "risk_level": "high",
+           "model_version": "v2"}], None, False, None),
+        # a generic tabular model: no score key, so the output is logged; a list and an int
+        ([{"prediction": 0.5, "model_version": "v3"}, {"prediction": [0.1, 0.9],
+          "model_version": "v3"}, {"prediction": 2, "model_version": "v3"}],
+         "player_id", True, None),
+        # odd values: NaN, a bool, a string score, None, unicode and quotes, a named score key
+        ([{"score": float("nan"), "model_version": None}, {"score": True, "risk_level": None},
+          {"s": "x\"é\n", "model_version": "v\u00e9"}, {"s": 3.5}], "level", True, "s"),
+        # an output past MAX_OUTPUT_CHARS is logged as null
+        ([{"passages": ["x" * 3000], "model_version": "v1"}], None, False, None),
+    ],
+)  # fmt: skip
+def test_prediction_lines_are_the_records_encoded(
+    answers: list[dict[str, Any]],
+    sticky_field: str | None,
+    include_features: bool,
+    score_key: str | None,
+) -> None:
+    from functions.api.prediction_log import prediction_lines
+
+    rows: list[Any] = [
+        ChurnFeatures(player_id=f"p.{i}", sessions_7d=i, playtime_7d=1.5, iap_count=0, level=i)
+        if i % 2 else {"player_id": f"p\"{i}\u00e9", "level": None, "extra": [1, 2]}
+        for i in range(len(answers))
+    ]  # fmt: skip
+    shared = {"request_id": "req-\u2603", "model": "m", "variant": "canary", "answers": answers,
+              "rows": rows, "sticky_field": sticky_field, "include_features": include_features,
+              "score_key": score_key}  # fmt: skip
+    records = prediction_records(**shared)
+    assert prediction_lines(**shared, time_ms=1_764_720_000_123) == _as_lines(
+        records, 1_764_720_000_123
+    )
+    some = [len(answers) - 1]
+    assert prediction_lines(**shared, time_ms=5, indexes=some) == _as_lines(
+        prediction_records(**shared, indexes=some), 5
+    )
+
+
+def test_logged_predictions_read_back_as_their_records(tmp_path: Path) -> None:
+    recorder = PredictionLog(LocalArtifactStore(tmp_path), clock=_clock, include_features=True)
+    answers = [{"player_id": f"p{i}", "churn_probability": i / 10, "risk_level": "low",
+                "model_version": "v1"} for i in range(3)]  # fmt: skip
+    rows = [ChurnFeatures(player_id=f"p{i}", sessions_7d=i, playtime_7d=2.0, iap_count=1)
+            for i in range(3)]  # fmt: skip
+    assert (
+        recorder.log_predictions(
+            request_id="r1",
+            model="readback",
+            variant="production",
+            answers=answers,
+            rows=rows,
+            sticky_field="player_id",
+        )
+        == 3
+    )
+    assert recorder.flush(5.0)
+    expected = [{**record, "time": int(_clock() * 1000)} for record in prediction_records(
+        request_id="r1", model="readback", variant="production", answers=answers, rows=rows,
+        sticky_field="player_id", include_features=True)]  # fmt: skip
+    got = list(read_predictions(LocalArtifactStore(tmp_path), "readback", since=NOW - timedelta(
+        hours=1), until=NOW + timedelta(hours=1)))  # fmt: skip
+    assert got == expected
+    recorder.close()

@@ -18,7 +18,7 @@ import gzip
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,8 +75,12 @@ COMPRESS_LEVEL = 1
 
 def encode(records: Iterable[dict[str, Any]]) -> bytes:
     """Gzipped JSON Lines (``mtime=0``: the bytes depend only on the records)."""
-    lines = "\n".join(map(_ENCODER.encode, records))
-    text = lines + "\n" if lines else ""
+    return encode_lines(list(map(_ENCODER.encode, records)))
+
+
+def encode_lines(lines: Sequence[str]) -> bytes:
+    """Gzipped JSON Lines of records already encoded, one per line (no newline inside)."""
+    text = "\n".join(lines) + "\n" if lines else ""
     return gzip.compress(text.encode(), compresslevel=COMPRESS_LEVEL, mtime=0)
 
 

@@ -166,11 +166,17 @@ def _score(request: Request, name: str, rows: list[Any], parse_first: Loaded) ->
 
 def _count(name: str, served: ServedModel, scored: Scored) -> None:
     # One labels() lookup per (version, outcome, variant), not per row.
-    outcomes = Counter(
-        (label, served.outcome(record), variant)
-        for record, label, variant in zip(scored.records, scored.labels, scored.variants,
-                                          strict=True)
-    )  # fmt: skip
+    labels, variants = scored.labels, scored.variants
+    outcomes: Counter[tuple[str, str, str]]
+    if labels.count(labels[0]) == len(labels) and variants.count(variants[0]) == len(variants):
+        # One version and variant answered (no split): only the outcome varies by row.
+        by_outcome = Counter(map(served.outcome, scored.records))
+        outcomes = Counter({(labels[0], o, variants[0]): n for o, n in by_outcome.items()})
+    else:
+        outcomes = Counter(
+            (label, served.outcome(record), variant)
+            for record, label, variant in zip(scored.records, labels, variants, strict=True)
+        )
     for (label, outcome, variant), count in outcomes.items():
         prediction_counter(name, label, outcome, variant).inc(count)
     if lambda_configured():
