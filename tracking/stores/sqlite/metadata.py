@@ -289,7 +289,6 @@ class SQLiteMetadata(MetadataStore):
         with self.db.read() as conn:
             self._require_run(conn, run_id)
             rows = blocks.history_rows(conn, run_id, key)
-        # Validated when written; re-validating 100,000 points would dominate the read.
         return iter(metrics_of_rows(key, rows))
 
     def get_downsampled_history(self, run_id: str, key: str, max_points: int) -> list[Metric]:
