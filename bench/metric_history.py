@@ -14,16 +14,19 @@ the store's own clients):
 ``--charts`` measures only the chart reads on SQLite instead (the run page: ``--chart-keys``
 metrics of ``--points`` points, 1,000 points each): ``get_metric_history(max_points=1000)`` of
 one key and ``get_metric_histories([run], keys, max_points=1000)`` of all, against the previous
-path kept here as ``old_*`` (the full history as ``Metric`` entities, then ``downsample``), and a
-candidate doing the bucketing in SQL with window functions (``sql_window_downsample``). Every
-result is checked equal to the old one.
+path kept here as ``old_*`` (the full history as ``Metric`` entities, then ``downsample``), and
+the path before ``metric_blocks`` (every raw row, then ``downsample_rows``: ``raw_rows_history``).
+Every result is checked equal to the old one.
 
     python bench/metric_history.py --charts [--points 100000] [--chart-keys 20] [--repeats 5]
 
-Recorded (2 shared cores under a load of ~5, Python 3.11, defaults): 1 key old 2,835 ms, new
-332 ms (8.5x), SQL window candidate 1,252 ms (2.3x); 20 keys old 29.9 s, new 3.0 s (10.1x), SQL
-candidate 11.0 s (2.7x). The window functions sort each history twice (one per ranking), which
-costs more than handing 100,000 plain tuples to Python, so the stores use ``downsample_rows``.
+Recorded when the store still read raw rows, under the positional-bucket rule of that release
+(2 shared cores under a load of ~5, Python 3.11, defaults): 1 key old 2,835 ms, new 332 ms
+(8.5x), a candidate bucketing in SQL with window functions 1,252 ms (2.3x); 20 keys old 29.9 s,
+new 3.0 s (10.1x), SQL candidate 11.0 s (2.7x). The window functions sorted each history twice,
+which cost more than handing 100,000 plain tuples to Python. The rule is now by step range
+(``tracking/downsample.py``), which SQLite answers from ``metric_blocks``; that candidate, which
+implemented the positional rule, is gone.
 
 The baseline (``old``) is the previous release's writer and reader, kept here verbatim: one
 BatchWriteItem per 25 points and a 1,000-point Query page per ``get_metric_history`` call.
@@ -56,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tracking import ExperimentLogger, Metric
 from tracking.artifacts.local import LocalArtifactStore
-from tracking.downsample import check_max_points, downsample, metrics_of_rows
+from tracking.downsample import check_max_points, downsample, downsample_rows, metrics_of_rows
 from tracking.entities import Page
 from tracking.stores._tokens import check_page_size, decode_token, encode_token
 from tracking.stores.dynamodb import DynamoDBStore, history
@@ -64,7 +67,7 @@ from tracking.stores.dynamodb import metrics as dynamodb_metrics
 from tracking.stores.dynamodb.keys import _chunks, _metric_pk
 from tracking.stores.dynamodb.writes import BATCH_WRITE_LIMIT
 from tracking.stores.ports.metadata import MAX_PAGE_SIZE, MetadataStore
-from tracking.stores.sqlite import SQLiteStore
+from tracking.stores.sqlite import SQLiteStore, blocks
 
 BATCH = 500
 
@@ -314,46 +317,12 @@ def old_histories(
     }
 
 
-#: ``downsample`` in SQL: positions by ROW_NUMBER in step order (steps are unique: the primary
-#: key), inner position i in bucket floor(((i + 1) * B - 1) / m) (the bucket whose
-#: ``[b*m//B, (b+1)*m//B)`` holds i), and per bucket the first row by (value, position) and by
-#: (-value, position): the earliest step among ties.
-_SQL_DOWNSAMPLE = """
-WITH points AS (
-    SELECT step, value, timestamp,
-           ROW_NUMBER() OVER (ORDER BY step) - 1 AS pos, COUNT(*) OVER () AS n
-    FROM metric_points WHERE run_id = :run AND key = :key
-), bucketed AS (
-    SELECT step, value, timestamp, pos, n,
-           CASE WHEN pos > 0 AND pos < n - 1
-                THEN (pos * :buckets - 1) / (n - 2) END AS bucket
-    FROM points
-), ranked AS (
-    SELECT step, value, timestamp, pos, n, bucket,
-           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value, pos) AS low,
-           ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value DESC, pos) AS high
-    FROM bucketed
-)
-SELECT step, value, timestamp FROM ranked
-WHERE n <= :budget OR bucket IS NULL OR low = 1 OR high = 1
-ORDER BY step
-"""
-
-
-def sql_window_downsample(
-    store: SQLiteStore, run_id: str, key: str, max_points: int
-) -> list[Metric]:
-    """The candidate: only the kept rows leave SQLite."""
-    budget = check_max_points(max_points)
+def raw_rows_history(store: SQLiteStore, run_id: str, key: str, max_points: int) -> list[Metric]:
+    """The SQLite read before ``metric_blocks``: every raw row, then ``downsample_rows``."""
+    check_max_points(max_points)
     with store.db.read() as conn:
-        store._require_run(conn, run_id)
-        cursor = conn.cursor()
-        cursor.row_factory = None
-        rows = cursor.execute(
-            _SQL_DOWNSAMPLE,
-            {"run": run_id, "key": key, "buckets": (budget - 2) // 2, "budget": budget},
-        ).fetchall()
-    return metrics_of_rows(key, rows)
+        rows = blocks.history_rows(conn, run_id, key)
+    return metrics_of_rows(key, downsample_rows(rows, max_points))
 
 
 def timed(work: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -392,12 +361,12 @@ def charts(points: int, keys: int, repeats: int) -> None:
         base, expected = timed(lambda: old_history(store, "r", one, CHART_POINTS), repeats)
         new, got = timed(lambda: logger.get_metric_history("r", one, CHART_POINTS), repeats)
         assert got == expected, "new single read differs from the old one"
-        sql, got_sql = timed(lambda: sql_window_downsample(store, "r", one, CHART_POINTS), repeats)
-        assert got_sql == expected, "SQL window downsample differs from the old one"
+        raw, got_raw = timed(lambda: raw_rows_history(store, "r", one, CHART_POINTS), repeats)
+        assert got_raw == expected, "raw rows + downsample_rows differs from the old one"
         rows += [
             ("1 key: old (entities + downsample)", base, 1.0),
-            ("1 key: new (rows + downsample_rows)", new, base / new),
-            ("1 key: candidate (SQL window functions)", sql, base / sql),
+            ("1 key: raw rows + downsample_rows", raw, base / raw),
+            ("1 key: new (metric_blocks)", new, base / new),
         ]
         base_all, expected_all = timed(
             lambda: old_histories(store, ["r"], names, CHART_POINTS), repeats
@@ -406,15 +375,15 @@ def charts(points: int, keys: int, repeats: int) -> None:
             lambda: logger.get_metric_histories(["r"], names, max_points=CHART_POINTS), repeats
         )
         assert got_all == expected_all, "new bulk read differs from the old one"
-        sql_all, got_sql_all = timed(
-            lambda: {"r": {k: sql_window_downsample(store, "r", k, CHART_POINTS) for k in names}},
+        raw_all, got_raw_all = timed(
+            lambda: {"r": {k: raw_rows_history(store, "r", k, CHART_POINTS) for k in names}},
             repeats,
         )
-        assert got_sql_all == expected_all, "SQL window bulk differs from the old one"
+        assert got_raw_all == expected_all, "raw rows bulk differs from the old one"
         rows += [
             (f"{keys} keys: old (entities + downsample)", base_all, 1.0),
+            (f"{keys} keys: raw rows + downsample_rows", raw_all, base_all / raw_all),
             (f"{keys} keys: new get_metric_histories", new_all, base_all / new_all),
-            (f"{keys} keys: candidate (SQL window functions)", sql_all, base_all / sql_all),
         ]
         store.close()
     print(f"\nSQLite, {points:,} points per key, max_points={CHART_POINTS}, "

@@ -7,7 +7,15 @@ Seeds a temporary SQLite store straight through ``SQLiteStore`` (``create_run``/
 1,000 points a batch), builds the app (``create_app``) and times requests in process
 (Starlette's TestClient, a logged-in session): the server's time per request, median of
 ``--repeats``, and the bytes of each answer. Goals (issue 13): the runs page <= 300 ms, first page
-and a later one reached by cursor; the run page <= 500 ms and <= 1 MB with its charts' data.
+and a later one reached by cursor; the run page <= 500 ms and <= 1 MB with its charts' data, on
+its first (uncached) view.
+
+The first view: the UI keeps downsampled series in an in-process ``HistoryCache``
+(``functions/api/ui/histories.py``), which would answer every repeat after the first. So before
+each timed first view the bench gives the app a new, empty ``HistoryCache`` (``app.state.ui``
+replaced by a copy; the session stays valid), as a new server process would have, and the
+charts are read from the store every time. SQLite's page cache and the OS's stay warm, as on a
+running server.
 
 The baseline, measured in the same run, is the JSON API for the same data: ``GET
 /experiments/{name}/runs`` (same filter, order and page size) for the table, and ``GET
@@ -18,6 +26,7 @@ says what rendering HTML costs on top of reading the store.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import random
@@ -29,14 +38,17 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from functions.api.main import create_app
 from functions.api.settings import ApiSettings
+from functions.api.ui.histories import HistoryCache
 from tracking.entities import Metric
 from tracking.stores.sqlite import SQLiteStore
 
@@ -268,19 +280,22 @@ def main() -> None:
         )
         chart_keys = ",".join(f"metric_{i:02d}" for i in range(args.keys))
         histories_url = f"/ui/histories?runs={run_id}&keys={chart_keys}"
-        # The first view reads each history whole from the store (then the UI caches the
-        # downsampled series): timed once, before the warm medians.
-        began = time.perf_counter()
-        cold_bytes = len(get(histories_url)())
-        cold_ms = (time.perf_counter() - began) * 1000
+        app = cast(FastAPI, client.app)
+        charts = get(histories_url)
+
+        def first_view_charts() -> bytes:
+            # An empty cache, as in a new process: every series is read from the store. Not
+            # timed apart, it is one dataclass copy and an empty OrderedDict.
+            app.state.ui = dataclasses.replace(app.state.ui, histories=HistoryCache())
+            return charts()
+
         page_ms, page_bytes = measure(get(f"/ui/runs/{run_id}"), args.repeats)
-        hist_ms, hist_bytes = measure(
-            get(f"/ui/histories?runs={run_id}&keys={chart_keys}"), args.repeats
-        )
+        cold_ms, cold_bytes = measure(first_view_charts, args.repeats)
+        hist_ms, hist_bytes = measure(charts, args.repeats)  # the cache of the last first view
         api_run = measure(get(f"/runs/{run_id}", headers=api), args.repeats)
         api_hist = measure(
             get(f"/metric-histories?runs={run_id}&keys={chart_keys}&max_points=1000", headers=api),
-            min(args.repeats, 3),  # each reads the 2,000,000 points again
+            args.repeats,  # the JSON API has no cache: each reads the store
         )
         rows.append(("run page HTML", (page_ms, page_bytes), api_run, ""))
         rows.append(
@@ -292,12 +307,21 @@ def main() -> None:
             )
         )
         rows.append(("run page charts, first view", (cold_ms, cold_bytes), api_hist, ""))
+        api_total = (api_run[0] + api_hist[0], api_run[1] + api_hist[1])
+        rows.append(
+            (
+                "run page total, first view",
+                (page_ms + cold_ms, page_bytes + cold_bytes),
+                api_total,
+                "500 ms, 1 MB",
+            )
+        )
         rows.append(
             (
                 "run page total (charts cached)",
                 (page_ms + hist_ms, page_bytes + hist_bytes),
-                (api_run[0] + api_hist[0], api_run[1] + api_hist[1]),
-                "500 ms, 1 MB",
+                api_total,
+                "",
             )
         )
 
@@ -313,7 +337,9 @@ def main() -> None:
             )
         print(
             f"\nmedian of {args.repeats} requests each, in process (TestClient), SQLite, "
-            "baseline = the JSON API for the same data"
+            "baseline = the JSON API for the same data\n"
+            "first view: the UI's HistoryCache emptied (a new one on app.state.ui) before each "
+            "request, so the charts are read from the store every time; SQLite's page cache warm"
         )
 
 

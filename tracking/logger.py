@@ -453,7 +453,7 @@ class ExperimentLogger:
     ) -> list[Metric]:
         """Every point of a metric in step order, or at most ``max_points`` of them for a chart.
 
-        Downsampling keeps the first and last point and, in between, each bucket's minimum and
+        Downsampling keeps the first and last point and each step-range bucket's minimum and
         maximum, so spikes survive (``tracking.downsample``).
 
         Raises:

@@ -204,6 +204,120 @@ def test_store_downsampling_equals_downsample_of_the_full_history(backend: Backe
     check()
 
 
+# -- the downsampling rule on chosen shapes: the SQLite store reads big ones from its blocks ----
+
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def _wave(steps: range | list[int], period: int = 97) -> list[Metric]:
+    return [
+        Metric(key="m", value=float((s * 7919) % period), step=s, timestamp=10_000 + s)
+        for s in steps
+    ]
+
+
+def _shuffled(points: list[Metric]) -> list[Metric]:
+    return [points[(i * 389) % len(points)] for i in range(len(points))]  # 389: coprime
+
+
+def _spiky() -> list[Metric]:
+    points = _wave(range(1200))
+    points[333] = Metric(key="m", value=1e9, step=333, timestamp=1)
+    points[901] = Metric(key="m", value=-1e9, step=901, timestamp=1)
+    return points
+
+
+#: name: (batches in the order logged, max_points). With max_points 100 (49 buckets) SQLite
+#: reads raw rows up to 49 blocks of 16 steps and the blocks beyond.
+SHAPES: dict[str, tuple[list[list[Metric]], int]] = {
+    "contiguous, one above the budget": ([_wave(range(101))], 100),
+    "contiguous, 49 blocks (raw rows)": ([_wave(range(49 * 16))], 100),
+    "contiguous, 50 blocks (the blocks)": ([_wave(range(49 * 16 + 1))], 100),
+    "contiguous, 1,200 points": ([_wave(range(1200))], 100),
+    "sparse: every 1000th step": ([_wave(range(0, 400_000, 1000))], 60),
+    "irregular: dense then sparse": (
+        [_wave(list(range(600)) + list(range(1000, 300_001, 1000)))],
+        100,
+    ),
+    "steps not starting at 0": ([_wave(range(5_003, 6_100))], 100),
+    "out of order across batches": ([_shuffled(_wave(range(1100)))], 100),
+    "constant values (ties everywhere)": (
+        [[Metric(key="m", value=0.5, step=s, timestamp=s) for s in range(1000)]],
+        50,
+    ),
+    "spikes": ([_spiky()], 100),
+    "max_points 2": ([_wave(range(500))], 2),
+    "max_points 3": ([_wave(range(500))], 3),
+    "max_points 4 (one bucket)": ([_wave(range(500))], 4),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_downsampled_shapes_equal_downsample_of_the_full_history(
+    backend: Backend, shape: str
+) -> None:
+    batches, max_points = SHAPES[shape]
+    _run(backend.metadata, "r1")
+    for points in batches:
+        _log(backend.metadata, "r1", points)
+    logger = _logger(backend)
+    full = logger.get_metric_history("r1", "m")
+    assert [p.step for p in full] == sorted({p.step for b in batches for p in b})
+    expected = downsample(full, max_points)
+    assert len(expected) <= max_points
+    assert logger.get_metric_history("r1", "m", max_points=max_points) == expected
+    bulk = logger.get_metric_histories(["r1"], ["m"], max_points=max_points)
+    assert bulk == {"r1": {"m": expected}}
+
+
+def test_a_relogged_extreme_is_replaced_in_the_downsampled_history(backend: Backend) -> None:
+    """Steps 500 and 600 were their blocks' minimum and maximum; logged again with ordinary
+    values, neither may survive as the old extreme (SQLite recomputes the block)."""
+    _run(backend.metadata, "r1")
+    points = [Metric(key="m", value=1.0, step=s, timestamp=s) for s in range(1000)]
+    points[500] = Metric(key="m", value=-5.0, step=500, timestamp=1)
+    points[600] = Metric(key="m", value=7.0, step=600, timestamp=1)
+    _log(backend.metadata, "r1", points)
+    logger = _logger(backend)
+    assert {-5.0, 7.0} <= {p.value for p in logger.get_metric_history("r1", "m", max_points=20)}
+    backend.metadata.log_batch(
+        "r1",
+        metrics=[
+            Metric(key="m", value=3.0, step=500, timestamp=2),
+            Metric(key="m", value=0.5, step=600, timestamp=2),
+        ],
+    )
+    full = logger.get_metric_history("r1", "m")
+    shown = logger.get_metric_history("r1", "m", max_points=20)
+    assert shown == downsample(full, 20)
+    assert not {-5.0, 7.0} & {p.value for p in shown}
+    assert {3.0, 0.5} <= {p.value for p in shown}
+
+
+@SQLITE
+def test_a_big_sqlite_history_is_read_from_its_blocks(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100,000 points at max_points 1,000: the blocks answer, no raw row is read."""
+    from tracking.stores.sqlite import blocks
+
+    _run(backend.metadata, "r1")
+    points = _wave(range(100_000), period=100_003)
+    for start in range(0, len(points), 1000):
+        backend.metadata.log_batch("r1", metrics=points[start : start + 1000])
+    expected = downsample(points, 1000)
+    assert {0, 99_999} <= {p.step for p in expected}
+
+    def no_raw_read(*_args: object) -> None:
+        raise AssertionError("the raw points were read")
+
+    monkeypatch.setattr(blocks, "history_rows", no_raw_read)
+    assert backend.metadata.get_downsampled_history("r1", "m", 1000) == expected
+    bulk = backend.metadata.get_metric_histories(["r1"], ["m"], max_points=1000)
+    assert bulk == {"r1": {"m": expected}}
+    assert backend.metadata.get_downsampled_history("r1", "m", 2) == [points[0], points[-1]]
+
+
 # -- upgrade of a store written by the previous release (DynamoDB) -----------------------------
 
 

@@ -8,6 +8,7 @@ nothing; afterwards listing makes no per-run request.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,15 @@ import pytest
 from tests.contract.conftest import Backend
 from tests.legacy_release import write_legacy_run
 from tracking import ExperimentLogger
+from tracking.downsample import downsample, metrics_of_rows
 from tracking.entities import Metric
 from tracking.errors import StoreUnavailable
 from tracking.run_query import parse_query
 from tracking.stores.dynamodb import DynamoDBStore
 from tracking.stores.dynamodb.schema import tracking_table_name
 from tracking.stores.sqlite import SQLiteStore
-from tracking.stores.sqlite.schema import SCHEMA
+from tracking.stores.sqlite.blocks import METRIC_BLOCKS_SCHEMA
+from tracking.stores.sqlite.schema import SCHEMA, SCHEMA_VERSION
 from tracking.stores.sqlite.search import SEARCH_INDEXES
 
 TRAIN = {"uri": "s3://b/t.csv", "digest": "ab", "digest_algorithm": "md5", "logged_at": 3}
@@ -154,4 +157,117 @@ def test_a_sqlite_file_of_the_previous_release_gets_the_search_indexes(tmp_path:
     )
     assert [run.run_id for run in found.items] == ["r1"]
     assert found.items[0].metrics["auc"].step == 3
+    store.close()
+
+
+def _version_1_file(path: Path, points: dict[str, list[tuple[int, float, int]]]) -> None:
+    """A file of the release before ``metric_blocks``: its schema without the table, points
+    written straight into ``metric_points``, no ``schema_version`` row."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA.replace(METRIC_BLOCKS_SCHEMA, ""))
+        conn.execute("INSERT INTO experiments VALUES ('e1', 'old', 1, '{}')")
+        conn.execute(
+            "INSERT INTO runs (run_id, experiment_id, status, start_time) "
+            "VALUES ('r1', 'e1', 'FINISHED', 5)"
+        )
+        conn.executemany(
+            "INSERT INTO metric_points VALUES ('r1', ?, ?, ?, ?)",
+            [(key, *row) for key, rows in points.items() for row in rows],
+        )
+    conn.close()
+
+
+def _old_points() -> dict[str, list[tuple[int, float, int]]]:
+    return {
+        "loss": [(s, float((s * 7919) % 1009), s) for s in range(20_000)],
+        "auc": [(s * 1000, float(s % 7), s) for s in range(300)],
+        "flat": [(s, 0.25, s) for s in range(3000)],
+    }
+
+
+def test_a_sqlite_file_before_metric_blocks_is_backfilled_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    points = _old_points()
+    _version_1_file(path, points)
+    store = SQLiteStore(path)
+    store.initialize()
+    for key, rows in points.items():
+        full = metrics_of_rows(key, rows)
+        assert list(store.iter_metric_history("r1", key)) == full
+        for max_points in (2, 50, 1000):
+            assert store.get_downsampled_history("r1", key, max_points) == downsample(
+                full, max_points
+            ), (key, max_points)
+    with store.db.read() as conn:
+        assert [tuple(row) for row in conn.execute("SELECT version FROM schema_version")] == [
+            (SCHEMA_VERSION,)
+        ]
+        blocks = conn.execute("SELECT * FROM metric_blocks ORDER BY key, block").fetchall()
+    assert len(blocks) == 20_000 // 16 + 300 + 3000 // 16 + 1
+    store.close()
+    # Opened again (and after this release wrote to it): nothing is rebuilt.
+    again = SQLiteStore(path)
+    again.log_batch("r1", metrics=[Metric(key="loss", value=-1.0, step=20_005, timestamp=9)])
+    with again.db.read() as conn:
+        block = conn.execute(
+            "SELECT count, min_step, min_value FROM metric_blocks "
+            "WHERE run_id = 'r1' AND key = 'loss' AND block = 1250"
+        ).fetchone()
+    assert tuple(block) == (1, 20_005, -1.0)
+    again.close()
+
+
+def test_two_stores_opening_an_old_file_at_once_backfill_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    points = _old_points()
+    _version_1_file(path, points)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+    stores = [SQLiteStore(path), SQLiteStore(path)]
+
+    def open_store(store: SQLiteStore) -> None:
+        try:
+            barrier.wait()
+            store.initialize()
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_store, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    full = metrics_of_rows("loss", points["loss"])
+    for store in stores:
+        assert store.get_downsampled_history("r1", "loss", 1000) == downsample(full, 1000)
+        store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT SUM(count) FROM metric_blocks").fetchone() == (23_300,)
+    conn.close()
+
+
+def test_a_failed_backfill_leaves_the_old_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracking.stores.sqlite import schema
+
+    path = tmp_path / "old.db"
+    _version_1_file(path, _old_points())
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO metric_blocks SELECT * FROM metric_blocks_missing")
+
+    monkeypatch.setattr(schema, "backfill_blocks", broken)
+    with pytest.raises(StoreUnavailable, match="schema"):
+        SQLiteStore(path).initialize()
+    monkeypatch.undo()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM metric_blocks").fetchone() == (0,)
+    conn.close()
+    store = SQLiteStore(path)  # the next open upgrades it
+    full = metrics_of_rows("auc", _old_points()["auc"])
+    assert store.get_downsampled_history("r1", "auc", 40) == downsample(full, 40)
     store.close()

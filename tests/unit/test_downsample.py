@@ -48,17 +48,35 @@ def test_budget_first_last_and_order(max_points: int) -> None:
     assert set(kept) <= set(points)
 
 
-def test_each_bucket_keeps_its_min_and_max() -> None:
+def test_each_step_range_bucket_keeps_its_min_and_max() -> None:
     values = [float((i * 37) % 101) for i in range(1002)]
     points = _series(values)
-    kept = downsample(points, 10)  # 4 buckets of 250 inner points
-    inner = points[1:-1]
+    kept = downsample(points, 10)  # 4 buckets: width 256 is the first power of two with <= 4
     for index in range(4):
-        bucket = inner[index * 250 : (index + 1) * 250]
-        chosen = [p for p in kept if bucket[0].step <= p.step <= bucket[-1].step]
+        bucket = [p for p in points if p.step // 256 == index]
+        chosen = [p for p in kept if p.step // 256 == index]
         assert min(p.value for p in chosen) == min(p.value for p in bucket)
         assert max(p.value for p in chosen) == max(p.value for p in bucket)
-    assert len(kept) == 10
+    assert len(kept) <= 10
+
+
+@pytest.mark.parametrize("max_points", [2, 3])
+def test_no_bucket_fits_keeps_first_and_last(max_points: int) -> None:
+    points = _series([5.0, -9.0, 9.0, 1.0])
+    assert downsample(points, max_points) == [points[0], points[-1]]
+    rows = [(p.step, p.value, p.timestamp) for p in points]
+    assert downsample_rows(rows, max_points) == [rows[0], rows[-1]]
+
+
+def test_buckets_are_step_ranges_not_positions() -> None:
+    # Dense early (steps 0..999), sparse late (every 1000th up to 100,000): the width that
+    # leaves at most 49 buckets is 4,096, so the first 1,000 points share one bucket.
+    steps = list(range(1000)) + list(range(1000, 100_001, 1000))
+    points = _series([float(s % 13) for s in steps], steps)
+    kept = downsample(points, 100)
+    dense = [p for p in kept if p.step < 1000]
+    assert [p.step for p in dense] == [0, 12]  # first (a minimum 0.0) and the maximum 12.0
+    assert len(kept) <= 100
 
 
 def test_flat_history_keeps_one_point_per_bucket() -> None:
@@ -88,3 +106,51 @@ def test_rows_keep_the_same_points_as_entities(values: list[float], max_points: 
 def test_rows_tie_keeps_the_earliest_step() -> None:
     rows = [(0, 5.0, 0)] + [(s, 1.0, s) for s in range(1, 9)] + [(9, 5.0, 9)]
     assert downsample_rows(rows, 4) == [(0, 5.0, 0), (1, 1.0, 1), (9, 5.0, 9)]
+
+
+def _expected(points: list[Metric], max_points: int) -> list[Metric]:
+    """The rule restated: the smallest power-of-two width with at most B non-empty buckets,
+    each bucket's earliest minimum and earliest maximum, and the first and last point."""
+    if len(points) <= max_points:
+        return points
+    budget = (max_points - 2) // 2
+    keep = {points[0].step, points[-1].step}
+    if budget:
+        width = 1
+        while len({p.step // width for p in points}) > budget:
+            width *= 2
+        if width > 1:  # minimal: half the width leaves too many buckets
+            assert len({p.step // (width // 2) for p in points}) > budget
+        for bucket in {p.step // width for p in points}:
+            members = [p for p in points if p.step // width == bucket]
+            low = min(p.value for p in members)
+            high = max(p.value for p in members)
+            keep.add(next(p.step for p in members if p.value == low))
+            keep.add(next(p.step for p in members if p.value == high))
+    return [p for p in points if p.step in keep]
+
+
+@given(
+    steps=st.lists(st.integers(0, 5000), max_size=250, unique=True).map(sorted),
+    data=st.data(),
+    max_points=st.integers(2, 60),
+)
+def test_properties_of_the_rule(steps: list[int], data: st.DataObject, max_points: int) -> None:
+    values = data.draw(
+        st.lists(
+            st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0]), st.floats(allow_nan=False)),
+            min_size=len(steps),
+            max_size=len(steps),
+        )
+    )
+    points = _series(values, steps)
+    kept = downsample(points, max_points)
+    assert kept == _expected(points, max_points)
+    assert len(kept) <= max_points
+    assert [p.step for p in kept] == sorted({p.step for p in kept})
+    assert all(p in points for p in kept)  # a subsequence: the same points, in step order
+    if points:
+        assert (kept[0], kept[-1]) == (points[0], points[-1])
+    if points and (max_points >= 4 or len(points) <= max_points):  # 2, 3: no bucket fits
+        assert min(p.value for p in kept) == min(values)
+        assert max(p.value for p in kept) == max(values)

@@ -479,7 +479,8 @@ def random_store() -> SQLiteStore:
         _RANDOM_DB.append(open_store(Path(folder) / "random.db"))
     store = _RANDOM_DB[0]
     with store.db.write() as conn:
-        for table in ("params", "tags", "latest_metrics", "metric_points", "runs", "experiments"):
+        tables = ("params", "tags", "latest_metrics", "metric_points", "metric_blocks", "runs")
+        for table in (*tables, "experiments"):
             conn.execute(f"DELETE FROM {table}")
     return store
 

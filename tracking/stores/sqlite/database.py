@@ -3,6 +3,9 @@
 WAL lets a trainer write while the API reads. Each thread gets its own connection (sqlite3
 connections must not be shared across threads while in a transaction), and every write runs in
 one ``BEGIN IMMEDIATE`` transaction, so a failed call leaves the file as it was.
+
+The first connection creates the missing tables and upgrades a file written by an older release
+(``schema_version`` below ``version``) in one ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tracking.errors import InvalidInput, StoreUnavailable
@@ -18,14 +21,28 @@ from tracking.errors import InvalidInput, StoreUnavailable
 BUSY_TIMEOUT_MS = 10_000
 #: sqlite3 cannot encode a lone surrogate ("\ud800"), which Python strings may hold.
 NOT_UNICODE = "text must be valid Unicode (a lone surrogate cannot be stored or looked up)"
+#: A file that never wrote its ``schema_version`` row: every release before version 2 did so.
+UNVERSIONED = 1
+
+#: ``upgrade(conn, found)`` brings a file at version ``found`` to the current one, inside the
+#: transaction that then records the current version.
+Upgrade = Callable[[sqlite3.Connection, int], None]
 
 
 class SQLiteDatabase:
     """Per-thread connections to one SQLite file, with explicit transactions."""
 
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        version: int = UNVERSIONED,
+        upgrade: Upgrade | None = None,
+    ) -> None:
         self.path = path
         self._schema = schema
+        self._version = version
+        self._upgrade = upgrade
         self._local = threading.local()
         self._initialized = False
         self._init_lock = threading.Lock()
@@ -65,11 +82,36 @@ class SQLiteDatabase:
             conn = self._connect()
             try:
                 conn.executescript(self._schema)
+                self._migrate(conn)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot create SQLite schema: {exc}") from exc
             finally:
                 conn.close()
             self._initialized = True
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Upgrade an older file once, even when several processes open it at once: the
+        version is read again under the write lock, so the second finds it done. A file at the
+        current version (or a newer one) takes no write lock."""
+        if self._found_version(conn) >= self._version:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._found_version(conn)
+            if found < self._version:
+                if self._upgrade is not None:
+                    self._upgrade(conn, found)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (self._version,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _found_version(conn: sqlite3.Connection) -> int:
+        found = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        return UNVERSIONED if found is None else int(found)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

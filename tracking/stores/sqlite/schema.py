@@ -1,11 +1,18 @@
-"""The SQLite store's tables: tracking, registry and idempotency, and the schema version."""
+"""The SQLite store's tables: tracking, registry and idempotency, and the schema version.
+
+Versions: 1, the first release (which never wrote its ``schema_version`` row); 2 adds
+``metric_blocks``, backfilled from ``metric_points`` when an older file is opened.
+"""
 
 from __future__ import annotations
 
+import sqlite3
+
+from tracking.stores.sqlite.blocks import METRIC_BLOCKS_SCHEMA, backfill_blocks
 from tracking.stores.sqlite.registry import REGISTRY_SCHEMA
 from tracking.stores.sqlite.search import SEARCH_INDEXES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -83,4 +90,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 """
 
-SCHEMA = _SCHEMA + REGISTRY_SCHEMA + SEARCH_INDEXES
+SCHEMA = _SCHEMA + METRIC_BLOCKS_SCHEMA + REGISTRY_SCHEMA + SEARCH_INDEXES
+
+
+def upgrade(conn: sqlite3.Connection, found: int) -> None:
+    """Bring a file at version ``found`` to ``SCHEMA_VERSION`` (``SCHEMA`` has created the
+    missing tables; this fills what they summarise)."""
+    if found < 2:
+        backfill_blocks(conn)

@@ -11,14 +11,14 @@ from tracking.stores.sqlite.idempotency import SQLiteIdempotency
 from tracking.stores.sqlite.metadata import SQLiteMetadata
 from tracking.stores.sqlite.outbox import SQLiteOutbox
 from tracking.stores.sqlite.registry import SQLiteRegistry
-from tracking.stores.sqlite.schema import SCHEMA
+from tracking.stores.sqlite.schema import SCHEMA, SCHEMA_VERSION, upgrade
 
 
 class SQLiteStore(SQLiteMetadata, SQLiteRegistry, SQLiteOutbox, SQLiteIdempotency, TrackingStore):
     """Tracking metadata, the model registry and idempotency records in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
-        self.db = SQLiteDatabase(Path(path), SCHEMA)
+        self.db = SQLiteDatabase(Path(path), SCHEMA, SCHEMA_VERSION, upgrade)
 
     def initialize(self) -> None:
         self.db.connection()
