@@ -22,7 +22,7 @@ prints req/s (median of rounds), latency p50/p90/p99 over all rounds, the server
 request (from /proc, insensitive to the client's share of the cores) and ours/floor ratios.
 
     python bench/serving_bench.py [--rounds 3] [--requests 2000] [--seconds 10]
-                                  [--client raw|httpx] [--profile 2000]
+                                  [--client raw|httpx] [--profile 2000] [--prediction-log on|off]
 
 ``--profile N`` skips the load and instead drives both ASGI apps in-process, N requests each
 (single row, then batch), under cProfile, and prints where the time goes.
@@ -654,11 +654,20 @@ def main() -> None:
         help="profile N in-process requests per app instead of the load test",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    parser.add_argument(
+        "--prediction-log",
+        choices=("on", "off"),
+        default="on",
+        help="ours with the prediction log (a record per answered row; on by default in the "
+        "product) or without it: auth, request log and metrics stay on either way",
+    )
     args = parser.parse_args()
     if min(args.rounds, args.requests, args.cold_starts) < 1 or args.seconds <= 0:
         parser.error("--rounds, --requests, --cold-starts and --seconds must be positive")
     with workspace(args.keep) as folder:
         store = prepare_store(folder)
+        store.env["PREDICTION_LOG_ENABLED"] = "true" if args.prediction_log == "on" else "false"
+        print(f"ours: auth, request log and metrics on; prediction log {args.prediction_log}")
         if args.profile:
             profile(args, store)
         else:
