@@ -138,8 +138,12 @@ _Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 class AuthRoute(APIRoute):
     """An API route whose handler checks the caller's key for the route's declared scope."""
 
+    def _endpoint_handler(self) -> _Handler:
+        """What runs once the key is checked: FastAPI's handler of the endpoint."""
+        return super().get_route_handler()
+
     def get_route_handler(self) -> _Handler:
-        handler = super().get_route_handler()
+        handler = self._endpoint_handler()
         scope = declared_scope(self)
         if scope == OPEN:
             return handler
@@ -159,17 +163,9 @@ class DirectRoute(AuthRoute):
     ``APIRoute``, so its OpenAPI operation is generated as for any other.
     """
 
-    def get_route_handler(self) -> _Handler:
-        endpoint: _Handler = self.endpoint  # type: ignore[assignment]
-        scope = declared_scope(self)
-        if scope == OPEN:
-            return endpoint
-
-        async def direct_handler(request: Request) -> Response:
-            authorize(request, scope)
-            return await endpoint(request)
-
-        return direct_handler
+    def _endpoint_handler(self) -> _Handler:
+        endpoint: _Handler = self.endpoint
+        return endpoint
 
 
 async def current_principal(request: Request) -> Principal:
