@@ -424,8 +424,7 @@ class PredictionLog:
             key = (str(model), hour)
             group = folders.get(key)
             if group is None:
-                at = datetime.fromtimestamp(hour * HOUR_MS / 1000, tz=UTC)
-                group = (str(model or "unknown"), hour_folder_safe({"model": model}, at))
+                group = (str(model or "unknown"), _folder(model, hour))
                 folders[key] = group
             groups[group].append(entry)
         for (_, folder), items in groups.items():
@@ -462,6 +461,17 @@ class PredictionLog:
         if pending and self.publish_emf:
             with contextlib.suppress(Exception):
                 publish_prediction_log_dropped(pending)
+
+
+def _folder(model: Any, hour: int) -> str | None:
+    """The folder of ``model``'s records of one hour (since the epoch), or ``None`` when the
+    model name cannot be a key segment or the time is out of range: those are dropped as
+    ``store_error``, counted, never a failed write cycle."""
+    try:
+        at = datetime.fromtimestamp(hour * HOUR_MS / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return hour_folder_safe({"model": model}, at)
 
 
 def hour_folder_safe(item: Mapping[str, Any], at: datetime) -> str | None:

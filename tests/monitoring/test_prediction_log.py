@@ -315,3 +315,13 @@ def test_logged_predictions_read_back_as_their_records(tmp_path: Path) -> None:
         hours=1), until=NOW + timedelta(hours=1)))  # fmt: skip
     assert got == expected
     recorder.close()
+
+
+def test_a_record_with_a_time_out_of_range_is_dropped_and_counted(tmp_path: Path) -> None:
+    recorder = PredictionLog(LocalArtifactStore(tmp_path), clock=_clock)
+    assert recorder.record([{"model": "faraway", "score": 1.0, "time": 10**20},
+                            {"model": "faraway", "score": 0.5}]) == 2  # fmt: skip
+    assert recorder.flush(5.0)
+    assert recorder.dropped["store_error"] == 1
+    assert recorder.written == 1
+    recorder.close()
