@@ -167,6 +167,8 @@ def _score(request: Request, name: str, rows: list[Any], parse_first: Loaded) ->
 def _count(name: str, served: ServedModel, scored: Scored) -> None:
     # One labels() lookup per (version, outcome, variant), not per row.
     labels, variants = scored.labels, scored.variants
+    if not labels:
+        return
     outcomes: Counter[tuple[str, str, str]]
     if labels.count(labels[0]) == len(labels) and variants.count(variants[0]) == len(variants):
         # One version and variant answered (no split): only the outcome varies by row.
