@@ -45,6 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from pydantic import TypeAdapter
+
 from tracking.entities import Artifact, Dataset, Metric, RunRecord, RunStatus
 from tracking.errors import InvalidInput, StoreUnavailable
 from tracking.search import (
@@ -474,6 +476,9 @@ def search_runs(
     return SearchPage(rows=items, next_token=token)
 
 
+_METRICS = TypeAdapter(list[Metric])
+
+
 def load_runs(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[RunRecord]:
     """Complete runs for ``rows`` (``runs.*`` plus ``experiment_name``), in the same order, in
     five queries whatever the page size (params, tags, latest metrics, datasets, artifacts).
@@ -497,10 +502,22 @@ def load_runs(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[Run
             params[r["run_id"]][r["key"]] = r["value"]
         for r in cursor.execute(f"SELECT * FROM tags WHERE run_id IN ({marks})", ids):
             tags[r["run_id"]][r["key"]] = r["value"]
-        for r in cursor.execute(f"SELECT * FROM latest_metrics WHERE run_id IN ({marks})", ids):
-            metrics[r["run_id"]][r["key"]] = Metric(
-                key=r["key"], value=r["value"], step=r["step"], timestamp=r["timestamp"]
-            )
+        # One pydantic-core call for the page's metrics: a page of runs with 1,000 metric keys
+        # each is 50,000 of them, and one Metric(...) per row was most of its time
+        # (bench/ui_bench.py, wide runs).
+        plain = conn.cursor()
+        plain.row_factory = None
+        latest = plain.execute(
+            "SELECT run_id, key, step, value, timestamp FROM latest_metrics "
+            f"WHERE run_id IN ({marks})",
+            ids,
+        ).fetchall()
+        built = _METRICS.validate_python(
+            [{"key": key, "value": value, "step": step, "timestamp": timestamp}
+             for _, key, step, value, timestamp in latest]
+        )  # fmt: skip
+        for (run_id, key, *_), metric in zip(latest, built, strict=True):
+            metrics[run_id][key] = metric
         for r in cursor.execute(f"SELECT * FROM datasets WHERE run_id IN ({marks})", ids):
             datasets[r["run_id"]][r["name"]] = Dataset(
                 name=r["name"],
