@@ -162,8 +162,10 @@ def test_a_sqlite_file_of_the_previous_release_gets_the_search_indexes(tmp_path:
 
 def _version_1_file(path: Path, points: dict[str, list[tuple[int, float, int]]]) -> None:
     """A file of the release before ``metric_blocks``: its schema without the table, points
-    written straight into ``metric_points``, no ``schema_version`` row."""
+    written straight into ``metric_points``, no ``schema_version`` row; in WAL mode, as every
+    release's store leaves its file."""
     with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA.replace(METRIC_BLOCKS_SCHEMA, ""))
         conn.execute("INSERT INTO experiments VALUES ('e1', 'old', 1, '{}')")
         conn.execute(
