@@ -31,7 +31,6 @@ From a prediction route, after the answer is computed (the app holds one log)::
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import random
@@ -46,6 +45,7 @@ from functions.api.observability import METRICS, publish_prediction_log_dropped
 from tracking.artifacts.base import ArtifactStore
 from tracking.errors import AlreadyExists
 from tracking.monitoring.prediction_log import (
+    ENCODER,
     PREDICTIONS,
     encode_lines,
     hour_folder,
@@ -62,8 +62,6 @@ BUFFER_FULL = "buffer_full"
 STORE_ERROR = "store_error"
 SHUTDOWN = "shutdown"
 HOUR_MS = 3_600_000
-#: The same encoder as ``tracking.monitoring.prediction_log.encode``: the lines read back alike.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 #: One buffered record: its ``model`` field (the object's folder), its time in ms (the hour)
 #: and its JSON line.
 Entry = tuple[Any, int, str]
@@ -78,18 +76,18 @@ def _json(value: Any) -> str:
         return int.__repr__(value)
     if value is None:
         return "null"
-    return _ENCODER.encode(value)
+    return ENCODER.encode(value)
 
 
 def _output(answer: Mapping[str, Any]) -> dict[str, Any] | None:
     """A non-scoring answer without its version, or ``None`` past ``MAX_OUTPUT_CHARS`` of JSON."""
     output = {k: v for k, v in answer.items() if k != "model_version"}
-    return output if len(_ENCODER.encode(output)) <= MAX_OUTPUT_CHARS else None
+    return output if len(ENCODER.encode(output)) <= MAX_OUTPUT_CHARS else None
 
 
 def _output_json(answer: Mapping[str, Any]) -> str:
     """``_output(answer)`` as JSON, encoded once."""
-    text = _ENCODER.encode({k: v for k, v in answer.items() if k != "model_version"})
+    text = ENCODER.encode({k: v for k, v in answer.items() if k != "model_version"})
     return text if len(text) <= MAX_OUTPUT_CHARS else "null"
 
 
@@ -272,7 +270,7 @@ class PredictionLog:
             entries = []
             for item in records:
                 stamp = item.setdefault("time", now)
-                entries.append((item.get("model"), _time_ms(stamp), _ENCODER.encode(item)))
+                entries.append((item.get("model"), _time_ms(stamp), ENCODER.encode(item)))
             return self._append(entries)
         except Exception:  # the request path must never fail because of the log
             log.exception("prediction log: record failed")
@@ -469,15 +467,7 @@ def _folder(model: Any, hour: int) -> str | None:
     ``store_error``, counted, never a failed write cycle."""
     try:
         at = datetime.fromtimestamp(hour * HOUR_MS / 1000, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return hour_folder_safe({"model": model}, at)
-
-
-def hour_folder_safe(item: Mapping[str, Any], at: datetime) -> str | None:
-    """The record's folder, or ``None`` when its model name cannot be a key segment."""
-    try:
-        return hour_folder(PREDICTIONS, str(item.get("model")), at)
+        return hour_folder(PREDICTIONS, str(model), at)
     except Exception:
         return None
 

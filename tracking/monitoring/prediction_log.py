@@ -67,7 +67,7 @@ def object_name(when: datetime) -> str:
 
 #: One encoder for every record: ``json.dumps`` with options builds a new one per call, which
 #: was a third of the writer's time per record.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 #: Level 1: a batch of 1,000 churn records compressed in 0.28 ms against 0.80 ms at level 6,
 #: for 2.8 KB instead of 2.3 KB; the writer shares the serving process's CPU.
 COMPRESS_LEVEL = 1
@@ -75,7 +75,7 @@ COMPRESS_LEVEL = 1
 
 def encode(records: Iterable[dict[str, Any]]) -> bytes:
     """Gzipped JSON Lines (``mtime=0``: the bytes depend only on the records)."""
-    return encode_lines(list(map(_ENCODER.encode, records)))
+    return encode_lines(list(map(ENCODER.encode, records)))
 
 
 def encode_lines(lines: Sequence[str]) -> bytes:
