@@ -117,10 +117,23 @@ def declared_scope(route: object) -> str | None:
     return scope if isinstance(scope, str) else None
 
 
+_API_KEY_HEADER = API_KEY_NAME.lower().encode()
+
+
+def _api_key(scope: Any) -> str | None:
+    """The first ``X-API-Key`` header, as ``request.headers.get`` reads it, without building a
+    ``Headers`` object per request (ASGI header names are lower-case bytes)."""
+    for name, value in scope.get("headers", ()):
+        if name == _API_KEY_HEADER:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def authorize(request: Request, scope: str | None) -> Principal:
     """401 without a valid key, 403 without ``scope`` (``None``: a route that declared none)."""
     keyring: KeyRing = request.app.state.keyring
-    principal = keyring.authenticate(request.headers.get(API_KEY_NAME))
+    principal = keyring.authenticate(_api_key(request.scope))
     if principal is None:
         raise ApiError(
             401, "unauthorized", "a valid X-API-Key header is required",

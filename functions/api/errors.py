@@ -11,13 +11,16 @@ answered with a fixed message per kind while its detail goes to the log.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from functions.api.redaction import Redactor
 from tracking.errors import (
@@ -165,7 +168,36 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         return error_response(request, 422, "invalid_input", "the body is not valid JSON")
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(request, exc.status_code, code, message, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return error_response(request, exc.status_code, code, message, headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path accepts (RFC 9110: ``Allow`` lists them all).
+
+    Starlette's 405 names only the methods of the first route whose path matched, so a path
+    served by several routes (``GET``, ``PUT`` and ``DELETE`` of ``/models/{name}/traffic``)
+    would advertise one. The table is built once per app: routes are fixed after start.
+    """
+    state = request.app.state
+    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+        state, "_allow_table", None
+    )
+    if table is None:
+        table = [
+            (compile_path(context.path)[0], frozenset(context.methods))
+            for context in iter_route_contexts(request.app.routes)
+            if context.path and context.methods
+        ]
+        state._allow_table = table
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for pattern, accepted in table:
+        if pattern.match(path):
+            methods |= accepted
+    return sorted(methods)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

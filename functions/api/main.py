@@ -108,8 +108,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Routes added to the app itself get auth too (the routers declare AuthRoute themselves).
     app.router.route_class = AuthRoute
     _document_security(app)
-    if settings.docs_enabled:
-        docs.install(app)
     configure_request_log()
     app.state.settings = settings
     app.state.keyring = load_keys(settings)
@@ -125,13 +123,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
     if settings.load_models_on_start:
         # Before the routes: each served model's operation is typed from what was loaded.
         cache.start()
-    predict_router, bodies = predict.build_router(
-        (name, cache.served_model(name) or package(name)) for name in settings.served_models
-    )
-    app.state.body_models = bodies
     common = (401, 403, 413, 422, 500)
+    # On the app's router, first: the hot path matches the first routes it tries.
+    app.state.body_models = predict.add_routes(
+        app.router,
+        ((name, cache.served_model(name) or package(name)) for name in settings.served_models),
+        error_responses(*common, 404, 503),
+    )
+    if settings.docs_enabled:
+        docs.install(app)
     for router, codes in (
-        (predict_router, (*common, 404, 503)),
         (models.router, (*common, 404, 409, 503)),
         (traffic.router, (*common, 404, 409, 503)),
         (experiments.router, (*common, 404, 503)),

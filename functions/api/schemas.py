@@ -64,12 +64,15 @@ _Reason = Annotated[str | None, Field(max_length=1000)]
 
 class TrafficRequest(_Body):
     weights: Annotated[
-        dict[_AliasName, StrictInt],
+        dict[_AliasName, Annotated[StrictInt, Field(ge=0, le=100)]],
         Field(
             min_length=1,
             max_length=8,
             description="Alias -> integer percent (0-100), summing to 100, e.g. "
             '{"production": 90, "challenger": 10}. Every alias must point at a version.',
+            # The key pattern is a patternProperties entry, which alone would let any other key
+            # through (with any value): the schema must refuse what validation refuses.
+            json_schema_extra={"additionalProperties": False},
         ),
     ]
     shadow: Annotated[

@@ -226,3 +226,16 @@ def test_a_bad_webhook_setting_stops_the_app(variants: Store) -> None:
         )
     assert "https" in str(refused.value)
     assert secret not in str(refused.value)
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "OPTIONS"])
+def test_a_wrong_method_lists_every_method_of_the_path(client: TestClient, method: str) -> None:
+    """Three routes serve the path: ``Allow`` names all of them, not the first one's alone."""
+    answer = client.request(method, PATH, headers=ADMIN)
+    assert answer.status_code == 405
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+    assert answer.headers["allow"] == "DELETE, GET, PUT"
+    # A path of one route still names its own methods only.
+    single = client.request(method, "/models/churn/history", headers=ADMIN)
+    assert single.status_code == 405
+    assert single.headers["allow"] == "GET"

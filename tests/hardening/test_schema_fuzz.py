@@ -78,7 +78,9 @@ schema.config.generation.update(with_security_parameters=False)
 #: opaque page tokens and the filter / order-by language are free strings in the schema, and the
 #: two optional pins of /predict (``alias`` and ``version``) exclude each other; so do an
 #: outcome's ``request_id`` and ``key``, and a report's ``since`` has bounds. An
-#: ``Idempotency-Key`` is a free string too, and generated cases reuse one with other bodies.
+#: ``Idempotency-Key`` is a free string too, and generated cases reuse one with other bodies. A
+#: traffic policy's weights must sum to 100, a rule JSON Schema cannot state, and a metric's
+#: history is asked for as a chart (``max_points``) or by pages (``max_results``).
 def _semantic_422(case: Case) -> bool:
     query = case.query or {}
     if {"page_token", "filter", "order_by"} & set(query):
@@ -89,6 +91,14 @@ def _semantic_422(case: Case) -> bool:
         # A window of 0 or over 31 days; an outcome naming both (or neither) of request_id
         # and key, or more outcomes than FEEDBACK_MAX_ITEMS.
         return True
+    if case.method.upper() == "PUT" and case.path.endswith("/traffic"):
+        return True
+    if {"max_points", "max_results"} <= set(query):  # a chart or a page of points, not both
+        return True
+    if any(isinstance(value, float) for value in query.values()):
+        return True  # 2.0 is an integer to JSON Schema; a query integer is digits only here
+    if case.path == "/metric-histories":
+        return True  # each comma-separated run id and key is a name: not a rule for the string
     return case.path.startswith("/predict/") and {"alias", "version"} <= set(query)
 
 

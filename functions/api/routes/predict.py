@@ -50,6 +50,7 @@ from tracking.validation import NAME_PATTERN
 log = logging.getLogger(__name__)
 
 MAX_VERSION = 10**9
+PREFIX = "/predict"
 #: The response header naming the variant (alias) that answered; a batch lists each one once.
 VARIANT_HEADER = "X-Model-Variant"
 #: The variant of an answer ``?version=`` pinned (an ``?alias=`` pin reports the alias).
@@ -170,6 +171,9 @@ def _count(name: str, served: ServedModel, scored: Scored) -> None:
     if not labels:
         return
     outcomes: Counter[tuple[str, str, str]]
+    if len(labels) == 1 and not lambda_configured():  # one row: nothing to group
+        prediction_counter(name, labels[0], served.outcome(scored.records[0]), variants[0]).inc()
+        return
     if labels.count(labels[0]) == len(labels) and variants.count(variants[0]) == len(variants):
         # One version and variant answered (no split): only the outcome varies by row.
         by_outcome = Counter(map(served.outcome, scored.records))
@@ -242,13 +246,31 @@ def _log(request: Request, name: str, scored: Scored, rows: list[Any]) -> None:
                              rows=[rows[i] for i in indexes], sticky_field=sticky)  # fmt: skip
 
 
+#: One encoder for every answer: ``json.dumps`` with non-default separators builds a new one
+#: per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+class _Answer(Response):
+    """A JSON answer with its headers built directly: ``Response.__init__`` renders and checks
+    generic headers (media type, charset, content length) for each response."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, variant: str, background: BackgroundTask | None) -> None:
+        self.status_code = 200
+        self.background = background
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            # Variants are validated names (NAME_PATTERN), ASCII like every header value here.
+            (b"x-model-variant", variant.encode("latin-1")),
+        ]
+
+
 def _json(body: Any, variant: str, background: BackgroundTask | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")),
-        media_type="application/json",
-        headers={VARIANT_HEADER: variant},
-        background=background,
-    )
+    return _Answer(_ENCODER.encode(body).encode(), variant, background)
 
 
 def _rows(request: Request, raw: bytes, served: ServedModel, batch: bool) -> list[Any]:
@@ -323,15 +345,24 @@ async def _unknown(request: Request) -> Response:
     raise _not_served(str(request.path_params.get("name", "")))
 
 
-def build_router(
+def add_routes(
+    router: APIRouter,
     declarations: Iterable[tuple[str, ServedModel | None]],
-) -> tuple[APIRouter, list[type[BaseModel]]]:
-    """The prediction routes of the served models, and the bodies they parse themselves.
+    responses: dict[int | str, dict[str, Any]],
+) -> list[type[BaseModel]]:
+    """Add the prediction routes of the served models to ``router``; return the bodies they
+    parse themselves.
 
+    ``router`` is the app's own: an included router is matched twice per request (once to pick
+    it, once inside it) with FastAPI's per-inclusion scope bookkeeping, which cost a one-row
+    prediction ~15% of the framework's time (the in-process profile of bench/serving_bench.py).
     ``declarations`` gives each served name with how it is served at start (``None``: not known
     yet, so its operations are documented without a schema).
     """
-    router = APIRouter(route_class=DirectRoute, prefix="/predict", tags=["predict"])
+    common: dict[str, Any] = {
+        "methods": ["POST"], "tags": ["predict"], "responses": responses,
+        "route_class_override": DirectRoute,
+    }  # fmt: skip
     bodies: list[type[BaseModel]] = []
     seen: set[str] = set()
     for name, served in declarations:
@@ -342,29 +373,29 @@ def build_router(
         bodies.extend(body for body in (single, batch) if body is not None)
         summary = served.summary if served is not None and served.summary else f"Predict {name}"
         router.add_api_route(
-            f"/{name}",
+            f"{PREFIX}/{name}",
             _single(name),
-            methods=["POST"],
             name=f"predict_{name}",
             summary=summary,
             description=f"One prediction of model `{name}` (its production version unless pinned).",
             response_model=None if served is None else served.response,
             openapi_extra=_extras(single),
+            **common,
         )
         router.add_api_route(
-            f"/{name}/batch",
+            f"{PREFIX}/{name}/batch",
             _batch(name),
-            methods=["POST"],
             name=f"predict_{name}_batch",
             summary=f"Predictions of model {name!r} for many rows, in the order given",
             description=f"Batch predictions of model `{name}`: `rows` are answered in order.",
             response_model=None if served is None else served.batch_response,
             openapi_extra=_extras(batch),
+            **common,
         )
     # After the served names: anything else under /predict is a model this API does not serve.
     for path in ("/{name}", "/{name}/batch"):
         router.add_api_route(
-            path, _unknown, methods=["POST"], include_in_schema=False,
-            openapi_extra=requires("predict"),
+            PREFIX + path, _unknown, include_in_schema=False, openapi_extra=requires("predict"),
+            **common,
         )  # fmt: skip
-    return router, bodies
+    return bodies
