@@ -251,6 +251,9 @@ def _log(request: Request, name: str, scored: Scored, rows: list[Any]) -> None:
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
+_VARIANT_HEADER = VARIANT_HEADER.lower().encode()
+
+
 class _Answer(Response):
     """A JSON answer with its headers built directly: ``Response.__init__`` renders and checks
     generic headers (media type, charset, content length) for each response."""
@@ -265,7 +268,7 @@ class _Answer(Response):
             (b"content-length", str(len(body)).encode()),
             (b"content-type", b"application/json"),
             # Variants are validated names (NAME_PATTERN), ASCII like every header value here.
-            (b"x-model-variant", variant.encode("latin-1")),
+            (_VARIANT_HEADER, variant.encode("latin-1")),
         ]
 
 
@@ -354,8 +357,9 @@ def add_routes(
     parse themselves.
 
     ``router`` is the app's own: an included router is matched twice per request (once to pick
-    it, once inside it) with FastAPI's per-inclusion scope bookkeeping, which cost a one-row
-    prediction ~15% of the framework's time (the in-process profile of bench/serving_bench.py).
+    it, once inside it) with FastAPI's per-inclusion scope bookkeeping. With the model call
+    stubbed, in process, that was about half of what a one-row prediction cost beyond the
+    benchmark's floor (bench/_floor_app.py).
     ``declarations`` gives each served name with how it is served at start (``None``: not known
     yet, so its operations are documented without a schema).
     """
