@@ -7,14 +7,13 @@ request. The risk thresholds come from the version's registry metadata, written 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from math import nan
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from models.churn.evaluation import RiskThresholds
 from models.churn.features import FEATURE_NAMES, ChurnFeatures
+from models.tabular import feature_matrix
 from tracking import InvalidInput, ModelVersion
 
 #: XGBoost threads per prediction (see ``ChurnPredictor.from_version``).
@@ -81,11 +80,7 @@ class ChurnPredictor:
         if not rows:
             return []
         # Attributes read directly: the same values as ``to_row``, without a model_dump per row.
-        matrix = np.asarray(
-            [[nan if value is None else value for value in map(row.__getattribute__, FEATURE_NAMES)]
-             for row in rows],
-            dtype=np.float32,
-        )  # fmt: skip
+        matrix = feature_matrix(rows, FEATURE_NAMES)
         # tolist() gives the same Python floats as float() on each float32, in one C call.
         probabilities: list[float] = self.booster.inplace_predict(matrix).tolist()
         level = self.thresholds.level

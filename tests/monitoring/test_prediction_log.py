@@ -262,6 +262,18 @@ def _as_lines(records: list[dict[str, Any]], time_ms: int) -> list[str]:
           {"s": "x\"é\n", "model_version": "v\u00e9"}, {"s": 3.5}], "level", True, "s"),
         # an output past MAX_OUTPUT_CHARS is logged as null
         ([{"passages": ["x" * 3000], "model_version": "v1"}], None, False, None),
+        # the uniform fast path (one predictor call's answers): one output field per answer
+        ([{"prediction": 0.5, "model_version": "v3"}, {"prediction": -1e-9, "model_version": "v3"},
+          {"prediction": 7, "model_version": "v4"}], None, False, None),
+        # ... several output fields, in each answer's own order
+        ([{"label": "a", "p": 0.5}, {"p": 0.25, "label": "b\"é"}], None, False, None),
+        # ... and where it must give way: a NaN score, a missing score, an unhashable version
+        ([{"score": 0.5, "risk_level": "low"}, {"score": float("nan"), "risk_level": "low"}],
+         None, False, None),
+        ([{"score": 0.5, "model_version": "v1"}, {"score": None, "model_version": "v1"}],
+         None, False, "score"),
+        ([{"score": 0.5, "model_version": ["v1"]}], None, False, None),
+        ([{"prediction": 1.5}, {"prediction": 2.5, "extra": True}], None, False, None),
     ],
 )  # fmt: skip
 def test_prediction_lines_are_the_records_encoded(
