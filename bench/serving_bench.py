@@ -451,7 +451,10 @@ def load_benchmark(args: argparse.Namespace, store: Store) -> None:
                 ("generic 100 rows", GENERIC_BATCH_PATH, batch),
             )
             for concurrency in (1, 16)
+            if not args.only or any(part in f"{label} c={concurrency}" for part in args.only)
         ]
+        if not scenarios:
+            raise SystemExit(f"no scenario matches --only {args.only}")
         results: dict[tuple[int, str], list[RunResult]] = {}
         sent_to_ours = 0
         for round_index in range(args.rounds):
@@ -654,6 +657,13 @@ def main() -> None:
         help="profile N in-process requests per app instead of the load test",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="run only the scenarios whose label (e.g. 'generic 100 rows c=16') contains TEXT; "
+        "repeatable",
+    )
     parser.add_argument(
         "--prediction-log",
         choices=("on", "off"),
