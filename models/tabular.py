@@ -147,8 +147,8 @@ def feature_matrix(rows: Sequence[Any], names: Sequence[str]) -> np.ndarray:
 
     Read by one ``attrgetter`` per row into one ``np.fromiter``: a list per row, then numpy's
     conversion of the nested lists, cost twice as much for a 100-row batch
-    (bench/serving_bench.py --profile). ``fromiter`` refuses ``None``: such a batch takes the
-    per-value path.
+    (bench/serving_bench.py --profile). ``fromiter`` reads ``None`` as NaN, as ``float32``
+    conversion does; a missing attribute or a value it cannot convert takes the per-value path.
     """
     width = len(names)
     get = attrgetter(*names)
