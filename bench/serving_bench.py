@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import hashlib
 import io
 import json
@@ -576,10 +577,13 @@ def profile(args: argparse.Namespace, store: Store) -> None:
     from functions.api.observability import logger
     from functions.api.settings import ApiSettings
 
-    # The request log goes to a file, as it would to a captured stdout, not to this terminal.
+    # The request log goes to a file, as it would to a captured stdout, not to this terminal:
+    # off Lambda it is written to sys.stdout directly (observability._write_request_line), so
+    # the requests run with stdout redirected; Powertools' handler gets the file too.
     log_file = (store.folder / "profile.log").open("w")
     handler: Any = logger.registered_handler
     handler.setStream(log_file)
+    quiet = functools.partial(contextlib.redirect_stdout, log_file)
 
     ours = create_app(ApiSettings())  # reads the environment set above
     floor_module = __import__("bench._floor_app", fromlist=["app"])
@@ -601,19 +605,21 @@ def profile(args: argparse.Namespace, store: Store) -> None:
         n = max(1, args.profile // 10) if path.endswith("/batch") else args.profile
         timings = {}
         for name, app in (("ours", ours), ("floor", floor_module.app)):
-            asyncio.run(drive_many(app, path, body, 50))  # warm-up
-            started = time.perf_counter()
-            asyncio.run(drive_many(app, path, body, n))
-            timings[name] = (time.perf_counter() - started) / n * 1e6
+            with quiet():
+                asyncio.run(drive_many(app, path, body, 50))  # warm-up
+                started = time.perf_counter()
+                asyncio.run(drive_many(app, path, body, n))
+                timings[name] = (time.perf_counter() - started) / n * 1e6
         print(
             f"\n{path}: in-process, no sockets: ours {timings['ours']:.0f} us/request, "
             f"floor {timings['floor']:.0f} us/request "
             f"(ratio floor/ours {timings['floor'] / timings['ours']:.2f})"
         )
         profiler = cProfile.Profile()
-        profiler.enable()
-        asyncio.run(drive_many(ours, path, body, n))
-        profiler.disable()
+        with quiet():
+            profiler.enable()
+            asyncio.run(drive_many(ours, path, body, n))
+            profiler.disable()
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
         stats.sort_stats("tottime").print_stats(25)
