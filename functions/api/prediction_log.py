@@ -40,6 +40,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from functions.api.observability import METRICS, publish_prediction_log_dropped
@@ -237,58 +238,74 @@ def _uniform_lines(
     """``prediction_lines`` for the common case, or ``None`` when this is not it.
 
     The common case is one predictor call's answers (the same keys in each), no sticky field,
-    no features, and either a finite float score in every answer or no score key at all.
-    Everything but the row's index, score or output is then the same in each line, so a line is
-    a few string joins: building it field by field was most of a 100-row batch's cost on the
-    generic path (bench/serving_bench.py --profile).
+    no features, and either a finite number as the score of every answer or, with no score key,
+    one output field that is a finite number in every answer (a generic model's prediction).
+    Everything but the row's index and that number is then the same in each line, or one of a
+    few (the version and risk level), so the lines are one comprehension over columns read with
+    ``itemgetter``: building them row by row was most of the log's cost on a 100-row batch
+    (``bench/serving_bench.py --only "100 rows c=16"``, with the log on and off).
     """
-    first = answers[chosen[0]]
-    keys = first.keys()
-    for index in chosen:
-        if answers[index].keys() != keys:
-            return None
+    picked = answers if len(chosen) == len(answers) else [answers[i] for i in chosen]
+    keys = picked[0].keys()
+    if not all(answer.keys() == keys for answer in picked):
+        return None
     if score_key is not None and score_key in keys:
-        chosen_key: str | None = score_key
+        value_key: str | None = score_key
     else:
-        chosen_key = next((key for key in SCORE_KEYS if key in keys), None)
-    out_keys = [key for key in keys if key != "model_version"]
-    # One output field (a generic model's prediction) is written from a prefix; several keep
-    # each answer's own key order, as the general path does.
-    prefix = (
-        "{" + _key_json(out_keys[0]) if len(out_keys) == 1 and type(out_keys[0]) is str else None
-    )
-    # (version, risk level) -> the text around the score: a request has one or a few.
-    middles: dict[tuple[Any, Any], tuple[str, str]] = {}
-    isfinite = math.isfinite
-    lines = []
-    for index in chosen:
-        answer = answers[index]
-        version, level = answer.get("model_version"), answer.get("risk_level")
-        if type(version) not in _KEYS or type(level) not in _KEYS:
+        value_key = next((key for key in SCORE_KEYS if key in keys), None)
+    as_output = value_key is None
+    if value_key is None:
+        out_keys = [key for key in keys if key != "model_version"]
+        if len(out_keys) != 1 or type(out_keys[0]) is not str:
             return None
-        middle = middles.get((version, level))
-        if middle is None:
-            before = f'{shared}{_json(version)},"score":'
-            after = f',"risk_level":{_json(level)},"sticky":null'
-            middle = middles[(version, level)] = (before, after)
-        if chosen_key is not None:
-            score = answer[chosen_key]
-            if type(score) is not float or not isfinite(score):
-                return None
-            lines.append(f"{head}{index}{middle[0]}{float.__repr__(score)}{middle[1]}{tail}")
-            continue
-        if prefix is None:
-            output = _output_json(answer)
+        value_key = out_keys[0]
+    values = list(map(itemgetter(value_key), picked))
+    if not _finite_numbers(values):
+        return None
+    count = len(picked)
+    versions = list(map(itemgetter("model_version"), picked)) if "model_version" in keys else None
+    levels = list(map(itemgetter("risk_level"), picked)) if "risk_level" in keys else None
+    pairs = list(zip(versions or [None] * count, levels or [None] * count, strict=True))
+    distinct = set(map(type, versions or ())) | set(map(type, levels or ()))
+    if not distinct <= _KEY_TYPES:
+        return None
+    # (version, risk level) -> the text before and after the number: a request has one or a few.
+    texts: dict[tuple[Any, Any], tuple[str, str]] = {}
+    for version, level in set(pairs):
+        before = f'{shared}{_json(version)},"score":'
+        after = f',"risk_level":{_json(level)},"sticky":null'
+        if as_output:  # the number is the output's one field, and the score is null
+            texts[(version, level)] = (f'{before}null{after},"output":{{{_key_json(value_key)}',
+                                       "}" + tail)  # fmt: skip
         else:
-            output = prefix + _json(answer[out_keys[0]]) + "}"
-            if len(output) > MAX_OUTPUT_CHARS:
-                output = "null"
-        lines.append(f'{head}{index}{middle[0]}null{middle[1]},"output":{output}{tail}')
-    return lines
+            texts[(version, level)] = (before, after + tail)
+    if len(texts) == 1:
+        before, after = texts[pairs[0]]
+        return [
+            f"{head}{index}{before}{value!r}{after}"
+            for index, value in zip(chosen, values, strict=True)
+        ]
+    return [
+        f"{head}{index}{texts[pair][0]}{value!r}{texts[pair][1]}"
+        for index, value, pair in zip(chosen, values, pairs, strict=True)
+    ]
 
 
-#: Version and risk-level values the uniform path caches its text by.
-_KEYS = (str, type(None))
+def _finite_numbers(values: list[Any]) -> bool:
+    """Whether every value is a float or an int (exactly: not a bool) and finite, so that its
+    ``repr`` is its JSON. The sum is finite only when every value is (an overflowing sum of finite
+    values only sends the request down the general path)."""
+    if not set(map(type, values)) <= _NUMBERS:
+        return False
+    try:
+        return math.isfinite(sum(values))
+    except OverflowError:  # ints beyond a float
+        return False
+
+
+#: Version and risk-level value types the uniform path writes from a cached text.
+_KEY_TYPES = {str, type(None)}
+_NUMBERS = {float, int}
 
 
 class PredictionLog:

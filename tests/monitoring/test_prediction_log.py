@@ -274,6 +274,18 @@ def _as_lines(records: list[dict[str, Any]], time_ms: int) -> list[str]:
          None, False, "score"),
         ([{"score": 0.5, "model_version": ["v1"]}], None, False, None),
         ([{"prediction": 1.5}, {"prediction": 2.5, "extra": True}], None, False, None),
+        # ... integer scores and outputs, and versions and risk levels that vary by row
+        ([{"score": 1, "risk_level": "low", "model_version": "v1"},
+          {"score": 0.25, "risk_level": "high", "model_version": "v1"},
+          {"score": 3, "risk_level": "low", "model_version": "v2"}], None, False, "score"),
+        ([{"prediction": 0, "model_version": "v1"}, {"prediction": -4, "model_version": "v1"}],
+         None, False, None),
+        # ... a bool output, an int beyond a float, finite floats whose sum overflows
+        ([{"prediction": True}, {"prediction": 0.5}], None, False, None),
+        ([{"score": 10**400}, {"score": 0.5}], None, False, None),
+        ([{"probability": 1e308}, {"probability": 1e308}], None, False, None),
+        # ... a named score key that the answers lack: the usual score keys are looked up
+        ([{"probability": 0.5, "model_version": "v1"}], None, False, "missing"),
     ],
 )  # fmt: skip
 def test_prediction_lines_are_the_records_encoded(
