@@ -2,13 +2,13 @@
 
 ``record`` (and ``log_predictions``, which builds the records from a route's answers) only
 samples, stamps, encodes and appends to an in-memory buffer under a lock held for an append: O(1)
-per record, no I/O, never raises. Each record is buffered as its JSON line: ``log_predictions``
-encodes a request's shared fields once and only each row's own values per row, which costs a
-fraction of building and encoding a dict per row (the log is on every prediction's path;
-bench/serving_bench.py, 100-row batches). The buffer is bounded (``PREDICTION_LOG_BUFFER_SIZE``);
-a record that finds it full is dropped and counted (``prediction_log_dropped_total{model,reason}``,
-and EMF ``PredictionLogDropped`` on Lambda), so a slow or failing artifact store costs
-predictions nothing but the records it cannot take.
+per record, no I/O, never raises. Each record is buffered as its JSON line, a request's lines as
+one entry: ``log_predictions`` encodes a request's shared fields once and only each row's own
+values per row, which costs a fraction of building and encoding a dict per row (the log is on
+every prediction's path; bench/serving_bench.py, 100-row batches). The buffer is bounded
+(``PREDICTION_LOG_BUFFER_SIZE`` records); a record that finds it full is dropped and counted
+(``prediction_log_dropped_total{model,reason}``, and EMF ``PredictionLogDropped`` on Lambda),
+so a slow or failing artifact store costs predictions nothing but the records it cannot take.
 
 A daemon thread writes the buffer every ``PREDICTION_LOG_FLUSH_SECONDS``, or as soon as it holds
 ``PREDICTION_LOG_BATCH_SIZE`` records: one gzipped JSON Lines object per model and UTC hour (see
@@ -64,9 +64,10 @@ BUFFER_FULL = "buffer_full"
 STORE_ERROR = "store_error"
 SHUTDOWN = "shutdown"
 HOUR_MS = 3_600_000
-#: One buffered record: its ``model`` field (the object's folder), its time in ms (the hour)
-#: and its JSON line.
-Entry = tuple[Any, int, str]
+#: One buffered request (or record): the ``model`` field (the object's folder), the time in ms
+#: (the hour) and its records' JSON lines. A request is one entry, not one per row, so that the
+#: writer groups a 100-row batch once.
+Entry = tuple[Any, int, list[str]]
 
 
 def _json(value: Any) -> str:
@@ -340,6 +341,7 @@ class PredictionLog:
         self._random = (rng or random.Random()).random
         self._clock = clock
         self._buffer: list[Entry] = []
+        self._count = 0  # records in the buffer
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._done = threading.Condition()
@@ -387,7 +389,7 @@ class PredictionLog:
             entries = []
             for item in records:
                 stamp = item.setdefault("time", now)
-                entries.append((item.get("model"), _time_ms(stamp), ENCODER.encode(item)))
+                entries.append((item.get("model"), _time_ms(stamp), [ENCODER.encode(item)]))
             return self._append(entries)
         except Exception:  # the request path must never fail because of the log
             log.exception("prediction log: record failed")
@@ -424,32 +426,44 @@ class PredictionLog:
                 score_key=score_key,
                 indexes=indexes,
             )
-            return self._append([(model, now, line) for line in lines])
+            return self._append([(model, now, lines)])
         except Exception:
             log.exception("prediction log: record failed")
             return 0
 
-    def _append(self, records: list[Entry]) -> int:
-        if not records:
+    def _append(self, entries: list[Entry]) -> int:
+        count = sum(len(lines) for _, _, lines in entries)
+        if not count:
             return 0
+        left: list[Entry] = []
         with self._lock:
             if self._thread is None and not self._stopping:
                 self._start_locked()
-            room = self.buffer_size - len(self._buffer)
-            taken = records if room >= len(records) else records[: max(room, 0)]
-            self._buffer.extend(taken)
-            full = len(self._buffer) >= self.batch_size
-        if len(taken) < len(records):
-            self._drop(records[len(taken) :], BUFFER_FULL)
+            room = self.buffer_size - self._count
+            if room >= count:
+                self._buffer.extend(entries)
+                taken = count
+            else:  # what fits is taken, in order; the rest is dropped and counted
+                taken = 0
+                for model, stamp, lines in entries:
+                    fits = min(max(room - taken, 0), len(lines))
+                    if fits:
+                        self._buffer.append((model, stamp, lines[:fits]))
+                        taken += fits
+                    if fits < len(lines):
+                        left.append((model, stamp, lines[fits:]))
+            self._count += taken
+            full = self._count >= self.batch_size
+        if left:
+            self._drop(left, BUFFER_FULL)
         if full and not self._wake.is_set():
             self._wake.set()
-        return len(taken)
+        return taken
 
-    def _drop(self, records: Sequence[Entry], reason: str) -> None:
-        if len(records) == 1:  # the common case when the buffer is full: no Counter to build
-            counts = {str(records[0][0] or "unknown"): 1}
-        else:
-            counts = Counter(str(model or "unknown") for model, _, _ in records)
+    def _drop(self, entries: Sequence[Entry], reason: str) -> None:
+        counts: Counter[str] = Counter()
+        for model, _, lines in entries:
+            counts[str(model or "unknown")] += len(lines)
         with self._lock:
             for model, count in counts.items():
                 key = (model, reason)
@@ -507,7 +521,7 @@ class PredictionLog:
         self._wake.set()
         thread.join(timeout)
         with self._lock:
-            left, self._buffer = self._buffer, []
+            left, self._buffer, self._count = self._buffer, [], 0
             self._thread = None if not thread.is_alive() else thread
         if left:
             self._drop(left, SHUTDOWN)
@@ -528,23 +542,22 @@ class PredictionLog:
         with self._done:
             target = self._requested
         with self._lock:
-            batch, self._buffer = self._buffer, []
+            batch, self._buffer, self._count = self._buffer, [], 0
             self._writing = bool(batch)
-        groups: dict[tuple[str, str | None], list[Entry]] = defaultdict(list)
-        # A batch holds a few models and hours: each folder is built once, not per record.
+        groups: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+        # A batch holds a few models and hours: each folder is built once, not per request.
         folders: dict[tuple[str, int], tuple[str, str | None]] = {}
-        for entry in batch:
-            model, stamp = entry[0], entry[1]
+        for model, stamp, lines in batch:
             hour = stamp // HOUR_MS
             key = (str(model), hour)
             group = folders.get(key)
             if group is None:
                 group = (str(model or "unknown"), _folder(model, hour))
                 folders[key] = group
-            groups[group].append(entry)
-        for (_, folder), items in groups.items():
-            for start in range(0, len(items), self.batch_size):
-                self._write(folder, items[start : start + self.batch_size])
+            groups[group].extend(lines)
+        for (model, folder), lines in groups.items():
+            for start in range(0, len(lines), self.batch_size):
+                self._write(model, folder, lines[start : start + self.batch_size])
         self._publish()
         with self._lock:
             self._writing = False
@@ -552,15 +565,15 @@ class PredictionLog:
             self._completed = max(self._completed, target)
             self._done.notify_all()
 
-    def _write(self, folder: str | None, items: list[Entry]) -> None:
+    def _write(self, model: str, folder: str | None, lines: list[str]) -> None:
         if folder is None:
-            self._drop(items, STORE_ERROR)
+            self._drop([(model, 0, lines)], STORE_ERROR)
             return
-        data = encode_lines([line for _, _, line in items])
+        data = encode_lines(lines)
         for attempt in range(self.retries):
             try:
                 self.artifacts.put_object(f"{folder}/{object_name(datetime.now(UTC))}", data)
-                self.written += len(items)
+                self.written += len(lines)
                 return
             except AlreadyExists:
                 continue  # a name collision: the next attempt draws a new name
@@ -568,7 +581,7 @@ class PredictionLog:
                 log.warning("prediction log: write failed (attempt %d): %s", attempt + 1, exc)
                 if attempt + 1 < self.retries and not self._stopping:
                     time.sleep(self.retry_backoff * 2**attempt)
-        self._drop(items, STORE_ERROR)
+        self._drop([(model, 0, lines)], STORE_ERROR)
 
     def _publish(self) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import random
 import threading
 import time
@@ -348,4 +349,40 @@ def test_a_record_with_a_time_out_of_range_is_dropped_and_counted(tmp_path: Path
     assert recorder.flush(5.0)
     assert recorder.dropped["store_error"] == 1
     assert recorder.written == 1
+    recorder.close()
+
+
+def _batch(recorder: PredictionLog, model: str, count: int, request_id: str) -> int:
+    answers = [{"score": i / 100, "model_version": "v1"} for i in range(count)]
+    return recorder.log_predictions(request_id=request_id, model=model, variant="production",
+                                    answers=answers, rows=[{}] * count)  # fmt: skip
+
+
+def test_a_batch_that_only_partly_fits_keeps_its_first_rows(tmp_path: Path) -> None:
+    store = StallingStore(tmp_path)
+    before = _dropped("partial", "buffer_full")
+    recorder = PredictionLog(store, clock=_clock, buffer_size=50, batch_size=10**6,
+                             flush_seconds=3600)  # fmt: skip
+    assert _batch(recorder, "partial", 30, "a") == 30
+    assert _batch(recorder, "partial", 30, "b") == 20  # the bound: 50 records
+    assert _batch(recorder, "partial", 5, "c") == 0
+    assert recorder.dropped["buffer_full"] == 15
+    assert _dropped("partial", "buffer_full") - before == 15
+    store.release.set()
+    assert recorder.flush(5.0)
+    back = list(read_predictions(store, "partial", NOW - timedelta(hours=1), NOW))
+    assert [(r["request_id"], r["row"]) for r in back] == (
+        [("a", i) for i in range(30)] + [("b", i) for i in range(20)]
+    )
+    recorder.close()
+
+
+def test_an_object_holds_at_most_batch_size_records(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    recorder = PredictionLog(store, clock=_clock, batch_size=10, flush_seconds=3600)
+    assert _batch(recorder, "bounded", 25, "big") == 25  # one request, one buffered entry
+    assert recorder.flush(5.0)
+    objects = store.list_objects("predictions/bounded")
+    sizes = sorted(len(gzip.decompress(store.get_object(key)).splitlines()) for key in objects)
+    assert sizes == [5, 10, 10]
     recorder.close()
