@@ -38,7 +38,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -263,6 +263,8 @@ def _uniform_lines(
     values = list(map(itemgetter(value_key), picked))
     if not _finite_numbers(values):
         return None
+    if as_output and _longest_output(value_key, values) > MAX_OUTPUT_CHARS:
+        return None  # the general path writes such an output as null
     count = len(picked)
     versions = list(map(itemgetter("model_version"), picked)) if "model_version" in keys else None
     levels = list(map(itemgetter("risk_level"), picked)) if "risk_level" in keys else None
@@ -302,6 +304,13 @@ def _finite_numbers(values: list[Any]) -> bool:
         return math.isfinite(sum(values))
     except OverflowError:  # ints beyond a float
         return False
+
+
+def _longest_output(key: str, values: list[Any]) -> int:
+    """At least the length of the longest ``{"key":value}`` (a float's repr is at most 24
+    characters; an int's longest is its largest or smallest)."""
+    width = max(24, len(repr(max(values))), len(repr(min(values))))
+    return len(_key_json(key)) + width + 2
 
 
 #: Version and risk-level value types the uniform path writes from a cached text.
@@ -455,15 +464,16 @@ class PredictionLog:
             self._count += taken
             full = self._count >= self.batch_size
         if left:
-            self._drop(left, BUFFER_FULL)
+            self._drop([(model, len(lines)) for model, _, lines in left], BUFFER_FULL)
         if full and not self._wake.is_set():
             self._wake.set()
         return taken
 
-    def _drop(self, entries: Sequence[Entry], reason: str) -> None:
+    def _drop(self, dropped: Iterable[tuple[Any, int]], reason: str) -> None:
+        """Count ``(model, records)`` as dropped for ``reason``."""
         counts: Counter[str] = Counter()
-        for model, _, lines in entries:
-            counts[str(model or "unknown")] += len(lines)
+        for model, count in dropped:
+            counts[str(model or "unknown")] += count
         with self._lock:
             for model, count in counts.items():
                 key = (model, reason)
@@ -524,7 +534,7 @@ class PredictionLog:
             left, self._buffer, self._count = self._buffer, [], 0
             self._thread = None if not thread.is_alive() else thread
         if left:
-            self._drop(left, SHUTDOWN)
+            self._drop([(model, len(lines)) for model, _, lines in left], SHUTDOWN)
 
     def _run(self) -> None:
         while True:
@@ -567,7 +577,7 @@ class PredictionLog:
 
     def _write(self, model: str, folder: str | None, lines: list[str]) -> None:
         if folder is None:
-            self._drop([(model, 0, lines)], STORE_ERROR)
+            self._drop([(model, len(lines))], STORE_ERROR)
             return
         data = encode_lines(lines)
         for attempt in range(self.retries):
@@ -581,7 +591,7 @@ class PredictionLog:
                 log.warning("prediction log: write failed (attempt %d): %s", attempt + 1, exc)
                 if attempt + 1 < self.retries and not self._stopping:
                     time.sleep(self.retry_backoff * 2**attempt)
-        self._drop([(model, 0, lines)], STORE_ERROR)
+        self._drop([(model, len(lines))], STORE_ERROR)
 
     def _publish(self) -> None:
         with self._lock:

@@ -285,6 +285,9 @@ def _as_lines(records: list[dict[str, Any]], time_ms: int) -> list[str]:
         ([{"prediction": True}, {"prediction": 0.5}], None, False, None),
         ([{"score": 10**400}, {"score": 0.5}], None, False, None),
         ([{"probability": 1e308}, {"probability": 1e308}], None, False, None),
+        # ... an output past MAX_OUTPUT_CHARS through its key's length (null), or a long int
+        ([{"k" * 2100: 0.5, "model_version": "v1"}], None, False, None),
+        ([{"prediction": 10**300, "model_version": "v1"}, {"prediction": -1}], None, False, None),
         # ... a named score key that the answers lack: the usual score keys are looked up
         ([{"probability": 0.5, "model_version": "v1"}], None, False, "missing"),
     ],
