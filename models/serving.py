@@ -8,6 +8,7 @@ package is served from its flavor and stored signature (``models.tabular``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -98,6 +99,13 @@ class ServedModel:
             # A frozen dataclass: the defaults are filled in once, here.
             object.__setattr__(self, "batch_request", built[0])
             object.__setattr__(self, "batch_response", built[1])
+
+    def count_outcomes(self, records: Sequence[dict[str, Any]]) -> Counter[str]:
+        """How many of ``records`` have each outcome (without a call per record when the model
+        has none: a 100-row batch of a generic model would otherwise call it 100 times)."""
+        if self.outcome is _no_outcome:
+            return Counter({NO_OUTCOME: len(records)})
+        return Counter(map(self.outcome, records))
 
     def accepts(self, version: ModelVersion) -> bool:
         """Whether this package serves ``version`` (its name and flavor)."""

@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+from pydantic_core import to_json
+
 from functions.api.observability import METRICS, publish_prediction_log_dropped
 from tracking.artifacts.base import ArtifactStore
 from tracking.errors import AlreadyExists
@@ -282,16 +284,32 @@ def _uniform_lines(
                                        "}" + tail)  # fmt: skip
         else:
             texts[(version, level)] = (before, after + tail)
+    numbers = _number_texts(values)
     if len(texts) == 1:
         before, after = texts[pairs[0]]
         return [
-            f"{head}{index}{before}{value!r}{after}"
-            for index, value in zip(chosen, values, strict=True)
+            f"{head}{index}{before}{number}{after}"
+            for index, number in zip(chosen, numbers, strict=True)
         ]
     return [
-        f"{head}{index}{texts[pair][0]}{value!r}{texts[pair][1]}"
-        for index, value, pair in zip(chosen, values, pairs, strict=True)
+        f"{head}{index}{texts[pair][0]}{number}{texts[pair][1]}"
+        for index, number, pair in zip(chosen, numbers, pairs, strict=True)
     ]
+
+
+def _number_texts(values: list[Any]) -> list[str]:
+    """Each finite float's or int's ``repr`` (its JSON), from one call into pydantic-core.
+
+    ``repr`` of a 17-digit float is most of what is left of a line's cost; pydantic-core writes
+    a list of them about 6x faster, and the same text as ``repr`` except below 1e-4 in magnitude
+    (``0.00001`` where ``repr`` writes ``1e-05``): those few are written by ``repr`` instead. The
+    test that holds every line equal to encoding its record covers both sides of that bound.
+    """
+    texts = to_json(values).decode()[1:-1].split(",")
+    for index, value in enumerate(values):
+        if -_SMALL < value < _SMALL and value:
+            texts[index] = repr(value)
+    return texts
 
 
 def _finite_numbers(values: list[Any]) -> bool:
@@ -316,6 +334,8 @@ def _longest_output(key: str, values: list[Any]) -> int:
 #: Version and risk-level value types the uniform path writes from a cached text.
 _KEY_TYPES = {str, type(None)}
 _NUMBERS = {float, int}
+#: Below this magnitude ``repr`` writes a float with an exponent (and pydantic-core does not).
+_SMALL = 1e-4
 
 
 class PredictionLog:

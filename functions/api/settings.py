@@ -93,11 +93,14 @@ class ApiSettings(BaseSettings):
     )
     #: Features are player data: logged only when asked for (drift on features needs them).
     prediction_log_features: bool = Field(default=False, validation_alias="PREDICTION_LOG_FEATURES")
+    #: Ten batches (about 12 MB of churn lines), so a burst while the writer is busy is not dropped.
     prediction_log_buffer_size: int = Field(
-        default=10_000, ge=1, le=1_000_000, validation_alias="PREDICTION_LOG_BUFFER_SIZE"
+        default=50_000, ge=1, le=1_000_000, validation_alias="PREDICTION_LOG_BUFFER_SIZE"
     )
+    #: Each object costs a write (a PUT on S3) besides its records: at 5,000 records the writer
+    #: took a third less CPU per record than at 1,000 under a saturating 100-row load.
     prediction_log_batch_size: int = Field(
-        default=1000, ge=1, le=100_000, validation_alias="PREDICTION_LOG_BATCH_SIZE"
+        default=5000, ge=1, le=100_000, validation_alias="PREDICTION_LOG_BATCH_SIZE"
     )
     prediction_log_flush_seconds: float = Field(
         default=5.0, gt=0.0, le=3600.0, validation_alias="PREDICTION_LOG_FLUSH_SECONDS"

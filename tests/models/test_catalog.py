@@ -92,3 +92,12 @@ def test_a_signature_without_the_model_columns_is_refused(world: World) -> None:
     world.register("partial", signature={"sessions_7d": "int"})
     with pytest.raises(InvalidInput, match="lacks model columns"):
         catalog.load_predictor(world.registry, "partial", version=1)
+
+
+def test_outcomes_are_counted_per_label_with_or_without_a_labeller() -> None:
+    churn, rag = catalog.package("churn"), catalog.package("rag")
+    assert churn is not None
+    assert rag is not None
+    records = [{"risk_level": level} for level in ("low", "high", "low")]
+    assert churn.count_outcomes(records) == {"low": 2, "high": 1}
+    assert rag.count_outcomes([{"passages": []}] * 4) == {"none": 4}

@@ -290,6 +290,12 @@ def _as_lines(records: list[dict[str, Any]], time_ms: int) -> list[str]:
         ([{"prediction": 10**300, "model_version": "v1"}, {"prediction": -1}], None, False, None),
         # ... a named score key that the answers lack: the usual score keys are looked up
         ([{"probability": 0.5, "model_version": "v1"}], None, False, "missing"),
+        # ... numbers on both sides of 1e-4, where repr starts writing an exponent (and the
+        # batched formatting does not), zeros of both signs, and past 1e16
+        ([{"score": v} for v in (1e-4, 9.999999999999999e-05, -9.999999999999999e-05, 1e-05,
+                                 -3.5e-300, 5e-324, 0.0, -0.0, 0, 0.00010000000000000002,
+                                 1e16, 1.2345678901234567e17, -1e22, 1.7976931348623157e308)]
+         + [{"score": 0.1 + i / 7} for i in range(3)], None, False, None),
     ],
 )  # fmt: skip
 def test_prediction_lines_are_the_records_encoded(
@@ -316,6 +322,24 @@ def test_prediction_lines_are_the_records_encoded(
     assert prediction_lines(**shared, time_ms=5, indexes=some) == _as_lines(
         prediction_records(**shared, indexes=some), 5
     )
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e-6, 1e-5, 1e-4, 1e-3, 1.0, 1e6, 1e15, 1e17, 1e300])
+def test_batched_number_text_is_each_numbers_repr(scale: float) -> None:
+    import numpy as np
+
+    from functions.api.prediction_log import prediction_lines
+
+    rng = np.random.default_rng(int(-np.log10(scale)) + 400)
+    # float32 scores widened to float (what XGBoost answers), plain doubles, and negatives
+    numbers = [*(rng.random(300).astype(np.float32).astype(float) * scale).tolist(),
+               *(rng.standard_normal(300) * scale).tolist()]  # fmt: skip
+    answers = [
+        {"churn_probability": x, "risk_level": "low", "model_version": "v1"} for x in numbers
+    ]
+    shared = {"request_id": "r", "model": "m", "variant": "production", "answers": answers,
+              "rows": [None] * len(answers)}  # fmt: skip
+    assert prediction_lines(**shared, time_ms=7) == _as_lines(prediction_records(**shared), 7)
 
 
 def test_logged_predictions_read_back_as_their_records(tmp_path: Path) -> None:

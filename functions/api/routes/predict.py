@@ -176,7 +176,7 @@ def _count(name: str, served: ServedModel, scored: Scored) -> None:
         return
     if labels.count(labels[0]) == len(labels) and variants.count(variants[0]) == len(variants):
         # One version and variant answered (no split): only the outcome varies by row.
-        by_outcome = Counter(map(served.outcome, scored.records))
+        by_outcome = served.count_outcomes(scored.records)
         outcomes = Counter({(labels[0], o, variants[0]): n for o, n in by_outcome.items()})
     else:
         outcomes = Counter(
