@@ -179,19 +179,23 @@ def allowed_methods(request: Request) -> list[str]:
 
     Starlette's 405 names only the methods of the first route whose path matched, so a path
     served by several routes (``GET``, ``PUT`` and ``DELETE`` of ``/models/{name}/traffic``)
-    would advertise one. The table is built once per app: routes are fixed after start.
+    would advertise one. The table is built once per app and set of routes: they are fixed after
+    start but for the web UI's, added on its first request (functions/api/ui).
     """
     state = request.app.state
-    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+    routes = request.app.router.routes
+    cached: tuple[int, list[tuple[re.Pattern[str], frozenset[str]]]] | None = getattr(
         state, "_allow_table", None
     )
-    if table is None:
+    if cached is None or cached[0] != len(routes):
         table = [
             (compile_path(context.path)[0], frozenset(context.methods))
-            for context in iter_route_contexts(request.app.routes)
+            for context in iter_route_contexts(routes)
             if context.path and context.methods
         ]
-        state._allow_table = table
+        state._allow_table = (len(routes), table)
+    else:
+        table = cached[1]
     path = request.scope.get("path", "")
     methods: set[str] = set()
     for pattern, accepted in table:

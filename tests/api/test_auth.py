@@ -35,6 +35,7 @@ BODIES = {
 def api_routes(client: TestClient) -> list[tuple[str, str, str]]:
     """(method, concrete path, declared scope) for every API route of the app."""
     found = []
+    ui.load(client.app)  # type: ignore[arg-type]
     # FastAPI resolves included routers lazily; iter_route_contexts yields each route with its
     # effective (prefixed) path and the original APIRoute that carries the declared scope.
     for context in iter_route_contexts(client.app.routes):  # type: ignore[attr-defined]
@@ -55,6 +56,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str, str]]:
 def other_routes(client: TestClient) -> set[tuple[str, str]]:
     """(method or ``MOUNT``, path) of every route that is not an API route."""
     found = set()
+    ui.load(client.app)  # type: ignore[arg-type]  # the UI's routes are added on first use
     for context in iter_route_contexts(client.app.routes):  # type: ignore[attr-defined]
         route = context.original_route
         if isinstance(route, APIRoute):

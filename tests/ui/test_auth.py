@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
+from functions.api import ui
 from functions.api.auth import OPEN, declared_scope
 from functions.api.ui.core import UiRoute
 from tests.ui import corpus
@@ -25,6 +26,7 @@ PAGES = (
 
 def test_every_ui_route_is_a_ui_route_with_a_scope(ui_app: FastAPI) -> None:
     found = {}
+    ui.load(ui_app)
     for context in iter_route_contexts(ui_app.routes):
         route = context.original_route
         if isinstance(route, APIRoute) and str(context.path).startswith("/ui"):

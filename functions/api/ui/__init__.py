@@ -1,28 +1,37 @@
 """The web UI under /ui: server-rendered pages (Jinja2), htmx for partial updates, uPlot charts.
 
-    install(app, settings)   adds the routes and the static files (``/ui/static``)
+    install(app, settings)   reserves /ui: the pages are built on the first request under it
+    load(app)                builds them now (what the first request does; route walkers call it)
 
-Pages: ``login`` (session), ``experiments`` (experiments, runs table), ``runs`` (run page,
-artifacts, compare, histories JSON), ``models`` (registry, promote/rollback), ``serving``
-(this process's dashboard). ``core`` has the route class that checks the session, the scope and
-CSRF; ``session`` signs cookies and tokens. The vendored scripts (``static/vendor``, see
-tools/vendor_ui_assets.py) and ours (``static/ui.js``) are files: the pages run no inline
-script and carry no inline style, under the same Content-Security-Policy as /docs.
+Pages (``pages.build`` adds them): ``login`` (session), ``experiments`` (experiments, runs
+table), ``runs`` (run page, artifacts, compare, histories JSON), ``models`` (registry,
+promote/rollback), ``serving`` (this process's dashboard). ``core`` has the route class that
+checks the session, the scope and CSRF; ``session`` signs cookies and tokens. The vendored
+scripts (``static/vendor``, see tools/vendor_ui_assets.py) and ours (``static/ui.js``) are files:
+the pages run no inline script and carry no inline style, under the same Content-Security-Policy
+as /docs.
+
+Why deferred: importing the page modules (their routes, Jinja2, the form parser) took about 80
+ms of a Lambda cold start that serves predictions (/tmp/cs/cold.py, -X importtime), and most
+environments never serve a page. This package therefore imports nothing of them until asked.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
-from functions.api.docs import DocsAssets
 from functions.api.settings import ApiSettings
-from functions.api.ui import experiments, login, models, runs, serving
-from functions.api.ui.core import PREFIX, UiState
-from functions.api.ui.histories import HistoryCache
-from functions.api.ui.session import Sessions
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.datastructures import URLPath
+
+PREFIX = "/ui"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_PATH = f"{PREFIX}/static"
 
@@ -38,18 +47,46 @@ def dashboard_url(settings: ApiSettings) -> str | None:
     return f"{base}#dashboards:"
 
 
+class _Deferred(BaseRoute):
+    """Stands in for the UI's routes until the first request under /ui, which adds them to the
+    app in its place (``load``) and is then dispatched again, to them."""
+
+    def __init__(self, app: FastAPI, settings: ApiSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.loaded = False
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and not self.loaded:
+            path = scope["path"]
+            if path == PREFIX or path.startswith(PREFIX + "/"):
+                return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: object) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        load(self.app)
+        await self.app.router.app(scope, receive, send)
+
+
 def install(app: FastAPI, settings: ApiSettings) -> None:
-    """Add the UI to ``app`` (after ``app.state.keyring`` is set)."""
-    secret = settings.ui_session_secret
-    app.state.ui = UiState(
-        sessions=Sessions(
-            app.state.keyring,
-            None if secret is None else secret.get_secret_value().encode(),
-            settings.ui_session_seconds,
-        ),
-        dashboard_url=dashboard_url(settings),
-        histories=HistoryCache(),
-    )
-    for module in (login, experiments, runs, models, serving):
-        app.include_router(module.router)
-    app.mount(STATIC_PATH, DocsAssets(directory=STATIC_DIR), name="ui-static")
+    """Reserve /ui on ``app`` (after ``app.state.keyring`` is set); see ``load``."""
+    app.router.routes.append(_Deferred(app, settings))
+
+
+def load(app: FastAPI) -> None:
+    """Add the UI's routes and static files to ``app``, where ``install`` reserved them (once)."""
+    for route in list(app.router.routes):
+        if isinstance(route, _Deferred):
+            with route.lock:
+                if route.loaded:
+                    return
+                from functions.api.ui import pages
+
+                pages.build(app, route.settings)
+                app.router.routes.remove(route)
+                route.loaded = True
+            return

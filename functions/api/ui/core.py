@@ -32,13 +32,13 @@ from functions.api.auth import OPEN, Principal, declared_scope
 from functions.api.errors import ApiError, public_message, status_for
 from functions.api.redaction import Redactor
 from functions.api.security_headers import html_headers
+from functions.api.ui import PREFIX
 from functions.api.ui.histories import HistoryCache
 from functions.api.ui.session import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Session, Sessions
 from tracking.errors import TrackingError
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/ui"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

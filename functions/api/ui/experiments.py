@@ -14,7 +14,8 @@ from starlette.responses import Response
 from functions.api.auth import requires
 from functions.api.deps import LoggerDep
 from functions.api.schemas import NamePath
-from functions.api.ui.core import PREFIX, UiRoute, render
+from functions.api.ui import PREFIX
+from functions.api.ui.core import UiRoute, render
 from tracking import ExperimentLogger, InvalidInput, NotFound
 from tracking.entities import RunRecord
 from tracking.validation import NAME_PATTERN

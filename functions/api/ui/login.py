@@ -10,7 +10,8 @@ from starlette.responses import RedirectResponse, Response
 
 from functions.api.auth import OPEN_ROUTE, KeyRing, requires
 from functions.api.security_headers import html_headers
-from functions.api.ui.core import PREFIX, UiRoute, UiState, render, root_of
+from functions.api.ui import PREFIX
+from functions.api.ui.core import UiRoute, UiState, render, root_of
 from functions.api.ui.session import (
     LOGIN_COOKIE,
     LOGIN_SECONDS,

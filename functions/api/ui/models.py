@@ -22,7 +22,8 @@ from functions.api.deps import IdempotencyDep, RegistryDep
 from functions.api.idempotency import run_once
 from functions.api.schemas import NamePath, PromoteRequest, RollbackRequest, VersionPath
 from functions.api.security_headers import html_headers
-from functions.api.ui.core import PREFIX, UiRoute, principal_of, render, root_of
+from functions.api.ui import PREFIX
+from functions.api.ui.core import UiRoute, principal_of, render, root_of
 from functions.api.views import version_view
 from tracking import ModelRegistry, ModelVersion
 from tracking.stores.ports.idempotency import IdempotencyStore

@@ -23,7 +23,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from functions.api.auth import requires
 from functions.api.deps import LoggerDep
 from functions.api.schemas import NamePath, RunIdPath
-from functions.api.ui.core import PREFIX, UiRoute, UiState, render
+from functions.api.ui import PREFIX
+from functions.api.ui.core import UiRoute, UiState, render
 from tracking import ExperimentLogger, InvalidInput, NotFound
 from tracking.entities import Artifact, Dataset, RunRecord
 from tracking.validation import NAME_PATTERN

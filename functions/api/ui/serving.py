@@ -21,7 +21,8 @@ from starlette.responses import Response
 from functions.api.auth import requires
 from functions.api.deps import CacheDep
 from functions.api.observability import METRICS, on_lambda
-from functions.api.ui.core import PREFIX, UiRoute, UiState, render
+from functions.api.ui import PREFIX
+from functions.api.ui.core import UiRoute, UiState, render
 
 router = APIRouter(route_class=UiRoute, prefix=PREFIX, include_in_schema=False)
 
