@@ -90,3 +90,10 @@ def test_a_wrong_method_on_a_page_lists_its_methods_after_an_api_one_did(
         page = client.put("/ui/login")
         assert page.status_code == 405
         assert set(page.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
+def test_pages_under_a_root_path_are_found_on_the_first_request(ui_store: UiStore) -> None:
+    # uvicorn --root-path (a proxy's prefix): routes match the path within the root path.
+    app = create_app(settings_for(ui_store.store))
+    with TestClient(app, follow_redirects=False, root_path="/stage") as client:
+        assert client.get("/ui/login").status_code == 200

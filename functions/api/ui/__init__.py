@@ -22,7 +22,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import Receive, Scope, Send
 
 from functions.api.settings import ApiSettings
@@ -56,12 +58,12 @@ class _Deferred(BaseRoute):
         self.settings = settings
         self.lock = threading.Lock()
         self.loaded = False
+        # Matched as routes match (the path within any root path), whatever the method.
+        self.paths = (Route(PREFIX, _unreachable), Route(f"{PREFIX}/{{path:path}}", _unreachable))
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and not self.loaded:
-            path = scope["path"]
-            if path == PREFIX or path.startswith(PREFIX + "/"):
-                return Match.FULL, {}
+        if not self.loaded and any(path.matches(scope)[0] != Match.NONE for path in self.paths):
+            return Match.FULL, {}
         return Match.NONE, {}
 
     def url_path_for(self, name: str, /, **path_params: object) -> URLPath:
@@ -69,7 +71,11 @@ class _Deferred(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         load(self.app)
-        await self.app.router.app(scope, receive, send)
+        await self.app.router(scope, receive, send)
+
+
+async def _unreachable(request: Request) -> Response:  # pragma: no cover - never dispatched
+    raise RuntimeError("the deferred UI route only matches")
 
 
 def install(app: FastAPI, settings: ApiSettings) -> None:
