@@ -66,6 +66,10 @@ BUFFER_FULL = "buffer_full"
 STORE_ERROR = "store_error"
 SHUTDOWN = "shutdown"
 HOUR_MS = 3_600_000
+#: From this many rows the lines are built column-wise (``_uniform_lines``); below, its set-up
+#: costs more than it saves. ``prediction_lines`` under timeit: one generic row 17 µs that way
+#: against 5 µs row by row, even at about 10 rows, 28 against 51 µs at 20.
+UNIFORM_MIN_ROWS = 10
 #: One buffered request (or record): the ``model`` field (the object's folder), the time in ms
 #: (the hour) and its records' JSON lines. A request is one entry, not one per row, so that the
 #: writer groups a 100-row batch once.
@@ -194,7 +198,7 @@ def prediction_lines(
     head = '{"request_id":' + _json(request_id) + ',"row":'
     shared = ',"model":' + _json(model) + ',"variant":' + _json(variant) + ',"version":'
     tail = ',"time":' + _json(time_ms) + "}"
-    if chosen and sticky_field is None and not include_features:
+    if len(chosen) >= UNIFORM_MIN_ROWS and sticky_field is None and not include_features:
         uniform = _uniform_lines(head, shared, tail, answers, chosen, score_key)
         if uniform is not None:
             return uniform

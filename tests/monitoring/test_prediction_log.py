@@ -298,13 +298,22 @@ def _as_lines(records: list[dict[str, Any]], time_ms: int) -> list[str]:
          + [{"score": 0.1 + i / 7} for i in range(3)], None, False, None),
     ],
 )  # fmt: skip
+@pytest.mark.parametrize("column_wise_from", [1, None])
 def test_prediction_lines_are_the_records_encoded(
     answers: list[dict[str, Any]],
     sticky_field: str | None,
     include_features: bool,
     score_key: str | None,
+    column_wise_from: int | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Each case both ways: built column-wise from one row up (``_uniform_lines``, where it
+    applies), and with the default threshold (row by row for these few rows)."""
+    from functions.api import prediction_log
     from functions.api.prediction_log import prediction_lines
+
+    if column_wise_from is not None:
+        monkeypatch.setattr(prediction_log, "UNIFORM_MIN_ROWS", column_wise_from)
 
     rows: list[Any] = [
         ChurnFeatures(player_id=f"p.{i}", sessions_7d=i, playtime_7d=1.5, iap_count=0, level=i)

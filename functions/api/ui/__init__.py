@@ -11,9 +11,9 @@ scripts (``static/vendor``, see tools/vendor_ui_assets.py) and ours (``static/ui
 the pages run no inline script and carry no inline style, under the same Content-Security-Policy
 as /docs.
 
-Why deferred: importing the page modules (their routes, Jinja2, the form parser) took about 80
-ms of a Lambda cold start that serves predictions (/tmp/cs/cold.py, -X importtime), and most
-environments never serve a page. This package therefore imports nothing of them until asked.
+Why deferred: importing the page modules (their routes, Jinja2, the form parser) took 55-85 ms
+of a Lambda cold start that serves predictions (docs/aws_deployment.md), and most environments
+never serve a page. This package therefore imports nothing of them until asked.
 """
 
 from __future__ import annotations
