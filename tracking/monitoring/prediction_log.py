@@ -18,7 +18,7 @@ import gzip
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,10 +78,14 @@ def encode(records: Iterable[dict[str, Any]]) -> bytes:
     return encode_lines(list(map(ENCODER.encode, records)))
 
 
-def encode_lines(lines: Sequence[str]) -> bytes:
-    """Gzipped JSON Lines of records already encoded, one per line (no newline inside)."""
+def encode_lines(lines: Sequence[str], compress: Callable[..., bytes] = gzip.compress) -> bytes:
+    """Gzipped JSON Lines of records already encoded, one per line (no newline inside).
+
+    ``compress`` is ``gzip.compress`` or any function with its signature that writes the same
+    format (the API's writer passes ISA-L's, see functions/api/prediction_log.py).
+    """
     text = "\n".join(lines) + "\n" if lines else ""
-    return gzip.compress(text.encode(), compresslevel=COMPRESS_LEVEL, mtime=0)
+    return compress(text.encode(), compresslevel=COMPRESS_LEVEL, mtime=0)
 
 
 def decode(data: bytes) -> Iterator[dict[str, Any]]:
