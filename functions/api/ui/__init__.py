@@ -62,7 +62,8 @@ class _Deferred(BaseRoute):
         self.paths = (Route(PREFIX, _unreachable), Route(f"{PREFIX}/{{path:path}}", _unreachable))
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if not self.loaded and any(path.matches(scope)[0] != Match.NONE for path in self.paths):
+        # Once loaded, this route is no longer in the app's routes: nothing to check here.
+        if any(path.matches(scope)[0] != Match.NONE for path in self.paths):
             return Match.FULL, {}
         return Match.NONE, {}
 
