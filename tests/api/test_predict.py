@@ -234,3 +234,32 @@ def test_predictions_are_counted_in_metrics(ro_client: TestClient) -> None:
         in text
     )
     assert 'model_load_seconds_count{model="churn"}' in text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prediction": 1e-05, "model_version": "v1"},  # written 0.00001: the same number
+        {"predictions": [{"p": 5e-324}, {"p": -0.0}, {"p": 1e16}, {"p": 1.5e300}], "n": 2**70},
+        {"passages": [{"text": "p50 ≤ 5 ms — 40 µs", "score": 0.1}], "model_version": "v2"},
+    ],
+)
+def test_an_answer_is_the_json_values_it_was_given(body: dict[str, object]) -> None:
+    import json
+
+    from functions.api.routes.predict import _json
+
+    response = _json(body, "production")
+    assert json.loads(response.body) == body
+    headers = dict(response.raw_headers)
+    assert int(headers[b"content-length"]) == len(response.body)
+    assert headers[b"x-model-variant"] == b"production"
+
+
+def test_an_answers_non_finite_floats_are_written_as_json_writes_them() -> None:
+    import json
+
+    from functions.api.routes.predict import _json
+
+    body = {"values": [float("nan"), float("inf"), -float("inf")]}
+    assert _json(body, "production").body == json.dumps(body, separators=(",", ":")).encode()

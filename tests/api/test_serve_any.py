@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -274,3 +275,21 @@ def test_a_new_onnx_model_is_served_after_a_refresh_without_a_restart(tmp_path: 
                           headers=SCORER)  # fmt: skip
     assert refused.status_code == 422
     assert "sessions_7d" in refused.json()["error"]["message"]
+
+
+def test_rag_passages_keep_their_text_byte_for_byte(api: TestClient) -> None:
+    # The answer is UTF-8 (not \u escapes): a passage with non-ASCII text comes back as indexed.
+    from models.rag.corpus import load_corpus, split_corpus
+    from models.rag.train import CORPUS_DIR
+
+    settings = RagConfig().retriever
+    documents = load_corpus(CORPUS_DIR)
+    chunks = {c.id: c for c in split_corpus(documents, settings.chunk_size, settings.overlap)}
+    query = {"query": "lambda duration cold starts GB-s cost per month", "k": 10}
+    response = api.post("/predict/rag", json=query, headers=SCORER)
+    assert response.status_code == 200, response.text
+    passages = response.json()["passages"]
+    assert [p["text"] for p in passages] == [chunks[p["id"]].text for p in passages]
+    non_ascii = [p["text"] for p in passages if not p["text"].isascii()]
+    assert non_ascii, "the query should find a passage with non-ASCII text"
+    assert json.dumps(non_ascii[0], ensure_ascii=False).encode() in response.content

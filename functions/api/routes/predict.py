@@ -16,7 +16,6 @@ from plain dicts.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
@@ -27,6 +26,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 from starlette.background import BackgroundTask
 
 from functions.api.auth import DirectRoute, requires
@@ -246,11 +246,6 @@ def _log(request: Request, name: str, scored: Scored, rows: list[Any]) -> None:
                              rows=[rows[i] for i in indexes], sticky_field=sticky)  # fmt: skip
 
 
-#: One encoder for every answer: ``json.dumps`` with non-default separators builds a new one
-#: per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-
 _VARIANT_HEADER = VARIANT_HEADER.lower().encode()
 
 
@@ -273,7 +268,13 @@ class _Answer(Response):
 
 
 def _json(body: Any, variant: str, background: BackgroundTask | None = None) -> Response:
-    return _Answer(_ENCODER.encode(body).encode(), variant, background)
+    """The answer's JSON, written by pydantic-core: about 5x less CPU than ``json`` for a 100-row
+    batch (21 against 116 µs), most of it each float's text; that was a tenth of a 100-row
+    request's profile (py-spy on ``bench/serving_bench.py``'s server). The same JSON values as
+    ``json.dumps``: a float below 1e-4 in magnitude is written without an exponent, text is
+    UTF-8 rather than ``\\u`` escapes, and NaN and infinities are written as ``json`` writes
+    them."""
+    return _Answer(to_json(body), variant, background)
 
 
 def _rows(request: Request, raw: bytes, served: ServedModel, batch: bool) -> list[Any]:
