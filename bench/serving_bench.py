@@ -4,10 +4,13 @@ Sets up a throw-away embedded store (SQLite + a folder in a temporary directory)
 churn model into it (``python -m models.churn.train --rows 5000 --promote production``) and
 creates an API key. Then it starts, each with uvicorn, one worker, on 127.0.0.1:
 
-    ours   functions.api.main:app, with auth, the request middleware (request id, body limit,
-           Prometheus metrics, one JSON log line per request) and the model cache
-    floor  bench/_floor_app.py: FastAPI parsing the same body (pydantic-core
-           model_validate_json) and calling inplace_predict on the same artifact, nothing else
+    ours   the image's command, ``python -m functions.api.serve`` (functions.api.main:app under
+           uvicorn, its start-up heap frozen), with auth, the request middleware (request id,
+           body limit, Prometheus metrics, one JSON log line per request), the model cache and
+           the prediction log
+    floor  bench/_floor_app.py under the uvicorn command: FastAPI parsing the same body
+           (pydantic-core model_validate_json) and calling inplace_predict on the same artifact,
+           nothing else
 
 Two paths each: ``/predict/churn`` (the churn package's own schema and answer) and the generic
 path, ``/predict/churn-generic``: the same artifact registered under a name no package declares,
@@ -174,7 +177,7 @@ def free_port() -> int:
 @dataclass
 class Server:
     name: str
-    app: str  # uvicorn's module:attribute
+    app: str  # uvicorn's module:attribute, or a module run with ``python -m`` (HOST, PORT)
     env: dict[str, str]
     log: Path
     port: int = 0
@@ -185,23 +188,17 @@ class Server:
         """Start the server; return seconds from process start to the first 200 for ``probe``."""
         self.stop()
         self.port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            self.app,
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--no-access-log",
-        ]
+        env = self.env
+        if ":" in self.app:
+            command = [sys.executable, "-m", "uvicorn", self.app, "--host", HOST,
+                       "--port", str(self.port), "--workers", "1", "--no-access-log"]  # fmt: skip
+        else:
+            command = [sys.executable, "-m", self.app]
+            env = {**env, "HOST": HOST, "PORT": str(self.port)}
         with self.log.open("ab") as log:
             started = time.perf_counter()
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = started + 120
         while time.perf_counter() < deadline:
@@ -411,7 +408,7 @@ def load_benchmark(args: argparse.Namespace, store: Store) -> None:
     probe_body = single
 
     ours = Server(
-        "ours", "functions.api.main:app", {**_base_env(), **store.env}, store.folder / "ours.log"
+        "ours", "functions.api.serve", {**_base_env(), **store.env}, store.folder / "ours.log"
     )
     floor = Server(
         "floor",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from functions.api import heap
 from functions.api.errors import ApiError
 from functions.api.observability import METRICS
 from functions.api.traffic import Split
@@ -81,6 +82,12 @@ class ModelState:
                 "unavailable": self.traffic_error,
             },
         }  # fmt: skip
+
+    def serving(self) -> dict[int, Loaded]:
+        """The loaded versions in use (production and the policy's variants), by identity (the
+        values keep them alive, so an identity is not reused while the dict is held)."""
+        loaded = (self.loaded, *self.variants.values())
+        return {id(version): version for version in loaded if version is not None}
 
     def _label(self, alias: str) -> str | None:
         loaded = self.loaded if alias == PRODUCTION else self.variants.get(alias)
@@ -224,7 +231,18 @@ class ModelCache:
         return Loaded(served, predictor)
 
     def _refresh(self, state: ModelState) -> None:
-        """Read the production alias; load and swap when it moved. Never raises."""
+        """Read the production alias and the traffic policy; load and swap what moved. Never
+        raises."""
+        before = state.serving()
+        self._refresh_production(state)
+        swapped = bool(before.keys() - state.serving().keys())
+        del before  # the collection after a swap must find the old versions unreferenced
+        if swapped:
+            # A version loaded before a server froze its heap is never collected as garbage,
+            # and its schemas are cycles (functions/api/heap.py).
+            heap.after_swap()
+
+    def _refresh_production(self, state: ModelState) -> None:
         state.checked_at = self.clock()
         state.last_refresh_at = time.time()
         try:

@@ -35,8 +35,13 @@ def run_lambda() -> None:
 def run_server() -> None:
     import uvicorn
 
+    from functions.api import heap
+    from functions.api.main import app  # built here: models loaded and warmed up
+
+    # Before the first request: full collections skip what start-up built (heap.py).
+    heap.freeze()
     uvicorn.run(
-        "functions.api.main:app",
+        app,
         host=os.environ.get("HOST", "0.0.0.0"),  # a container must listen on all
         port=int(os.environ.get("PORT", "8000")),
         workers=1,

@@ -163,6 +163,29 @@ def test_promotion_and_rollback_take_effect_within_the_refresh_interval(
     assert served() == "v1"
 
 
+def test_a_swap_and_only_a_swap_lets_the_old_version_be_collected(
+    trained: Store, app_factory: Callable[..., FastAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.api import heap
+
+    swaps: list[int] = []
+    monkeypatch.setattr(heap, "after_swap", lambda: swaps.append(1))
+    app = app_factory(MODEL_REFRESH_SECONDS=5)
+    now = [1000.0]
+    cache = app.state.model_cache
+    cache.clock = lambda: now[0]
+    cache.states["churn"].checked_at = now[0]
+    client = TestClient(app)
+    now[0] += 5.1
+    assert client.post("/predict/churn", json=SEED_REQUEST, headers=SCORER).status_code == 200
+    assert swaps == []  # the alias was read again, nothing moved
+    trained.train(seed=15, promote="production")
+    now[0] += 5.1
+    response = client.post("/predict/churn", json=SEED_REQUEST, headers=SCORER)
+    assert response.json()["model_version"] == "v2"
+    assert swaps == [1]
+
+
 @pytest.mark.parametrize("field", NUMBER_FIELDS)
 @pytest.mark.parametrize("value", NON_FINITE)
 def test_non_finite_numbers_are_422(ro_client: TestClient, field: str, value: str) -> None:
