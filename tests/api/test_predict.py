@@ -135,15 +135,21 @@ def test_checksum_mismatch_later_keeps_serving_the_verified_model(
     assert 'model_refresh_failures_total{model="churn"}' in metrics
 
 
-def test_promotion_and_rollback_take_effect_within_the_refresh_interval(
-    trained: Store, app_factory: Callable[..., FastAPI]
-) -> None:
+def _clocked(app_factory: Callable[..., FastAPI]) -> tuple[TestClient, list[float]]:
+    """A client of an app refreshing every 5 s by a clock the test moves (``now[0]``), with
+    the churn alias just read."""
     app = app_factory(MODEL_REFRESH_SECONDS=5)
     now = [1000.0]
     cache = app.state.model_cache
     cache.clock = lambda: now[0]
     cache.states["churn"].checked_at = now[0]
-    client = TestClient(app)
+    return TestClient(app), now
+
+
+def test_promotion_and_rollback_take_effect_within_the_refresh_interval(
+    trained: Store, app_factory: Callable[..., FastAPI]
+) -> None:
+    client, now = _clocked(app_factory)
 
     def served() -> str:
         response = client.post("/predict/churn", json=SEED_REQUEST, headers=SCORER)
@@ -170,12 +176,7 @@ def test_a_swap_and_only_a_swap_lets_the_old_version_be_collected(
 
     swaps: list[int] = []
     monkeypatch.setattr(heap, "after_swap", lambda: swaps.append(1))
-    app = app_factory(MODEL_REFRESH_SECONDS=5)
-    now = [1000.0]
-    cache = app.state.model_cache
-    cache.clock = lambda: now[0]
-    cache.states["churn"].checked_at = now[0]
-    client = TestClient(app)
+    client, now = _clocked(app_factory)
     now[0] += 5.1
     assert client.post("/predict/churn", json=SEED_REQUEST, headers=SCORER).status_code == 200
     assert swaps == []  # the alias was read again, nothing moved
