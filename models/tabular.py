@@ -121,6 +121,10 @@ class TabularPredictor:
             raise InvalidInput(f"{version.name} {version.label} has no numeric signature fields")
         if hasattr(model, "set_param"):
             model.set_param({"nthread": SERVING_THREADS})
+            # Here, not at import: only an XGBoost model needs xgboost imported.
+            from models.xgboost_dense import dense_booster
+
+            model = dense_booster(model)
         return cls(version, model, columns)
 
     @property

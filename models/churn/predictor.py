@@ -1,7 +1,8 @@
 """Serving predictions from a registered churn version.
 
 Single rows and batches use ``Booster.inplace_predict`` on a NumPy array: no DMatrix is built per
-request. The risk thresholds come from the version's registry metadata, written by training.
+request, and ``models.xgboost_dense`` skips the wrapper's per-call work. The risk thresholds come
+from the version's registry metadata, written by training.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class ChurnPredictor:
             # against 0.4 ms with one thread (bench/serving_bench.py). Results are identical:
             # threads split rows, never a row's trees.
             booster.set_param({"nthread": SERVING_THREADS})
+            # Here, not at import: only an XGBoost model needs xgboost imported.
+            from models.xgboost_dense import dense_booster
+
+            booster = dense_booster(booster)
         return cls(version, booster, thresholds)
 
     @property
