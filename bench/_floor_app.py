@@ -11,6 +11,9 @@ the version's metadata in the environment:
     FLOOR_MODEL_LABEL  the version label, e.g. v1
     FLOOR_MEDIUM, FLOOR_HIGH   the version's risk thresholds
     FLOOR_GENERIC_LABEL  the label of the same artifact registered as ``churn-generic``
+    FLOOR_PREDICT      ``inplace_predict`` (the floor the issue defines; the default) or
+                       ``direct``: the API's own call (``models.xgboost_dense``), to compare
+                       everything but the model call
 
 ``/predict/churn-generic`` is the floor of the generic path: the body schema the API builds from
 the stored signature (``models.tabular.request_model``), the booster, ``{"prediction",
@@ -32,12 +35,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.churn.features import FEATURE_NAMES, ChurnFeatures
 from models.churn.predictor import SERVING_THREADS
 from models.tabular import request_model
+from models.xgboost_dense import dense_booster
 from tracking.flavors import load_xgboost
 from tracking.signatures import from_model
 
 # Loaded exactly as the API loads it: the same function and the same thread count.
 BOOSTER = load_xgboost(Path(os.environ["FLOOR_MODEL_PATH"]).read_bytes())
 BOOSTER.set_param({"nthread": SERVING_THREADS})
+if os.environ.get("FLOOR_PREDICT") == "direct":
+    # The comparison of everything but the model call: the floor predicts as the API does
+    # (models/xgboost_dense.py) instead of through the issue's inplace_predict.
+    BOOSTER = dense_booster(BOOSTER)
 LABEL = os.environ["FLOOR_MODEL_LABEL"]
 MEDIUM = float(os.environ["FLOOR_MEDIUM"])
 HIGH = float(os.environ["FLOOR_HIGH"])
