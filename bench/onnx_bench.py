@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.churn.data import generate, split
 from models.churn.features import FEATURE_NAMES, FEATURE_TYPES
 from models.churn_baseline.train import BaselineConfig, fit, to_onnx
+from models.xgboost_dense import dense_booster
 from tracking.flavors import load_onnx
 
 
@@ -74,13 +75,20 @@ def main() -> None:
     sessions = {threads: load_onnx(raw, threads=threads) for threads in (1, 0)}
     session_ms = (time.perf_counter() - started) / 2 * 1e3
 
+    direct = dense_booster(booster)
     print(f"XGBoost: {args.rounds} trees, depth 5; ONNX baseline: {len(raw)} bytes")
     print(f"{'case':<42}{'rows':>6}{'us/call':>12}{'x xgboost':>12}")
     for rows in (1, 100):
         batch = np.ascontiguousarray(validation.features[:rows], dtype=np.float32)
         calls = args.calls if rows == 1 else max(args.calls // 10, 50)
         baseline = per_call_us(lambda b=batch: booster.inplace_predict(b), calls, args.repeats)
-        cases = {"xgboost inplace_predict, 1 thread": baseline}
+        cases = {
+            "xgboost inplace_predict, 1 thread": baseline,
+            # What the API calls (models/xgboost_dense.py): the same C call, no wrapper work.
+            "xgboost direct C call, 1 thread": per_call_us(
+                lambda b=batch: direct.inplace_predict(b), calls, args.repeats
+            ),
+        }
         for threads, session in sessions.items():
             label = "onnxruntime run, 1 thread" if threads == 1 else "onnxruntime run, all cores"
             cases[label] = per_call_us(

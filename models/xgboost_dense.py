@@ -1,15 +1,17 @@
 """``Booster.inplace_predict`` of a dense float32 matrix, with XGBoost's C API called directly.
 
 Why: for one row, ``inplace_predict`` took about 250 µs here, of which the model itself took
-about 60. The rest is two things, both per call. The Python wrapper builds its JSON config and
-dispatches over a dozen input kinds. Inside the library, a call without a proxy matrix builds a
-new one, whose ``Context`` reads the cgroup CPU quota: 3 ``stat`` and 2 ``open``/``read``/
-``close`` per prediction (strace on the serving benchmark's server). That overhead was about a
-fifth of a whole one-row request. ``DenseBooster`` builds the config once. It keeps one proxy
-matrix per thread and calls ``XGBoosterPredictFromDense`` as ``inplace_predict`` does for a
-NumPy array. The call is the same, and so are its arguments and its answers
-(``tests/unit/test_xgboost_dense.py`` holds them equal). Any other input goes to
-``inplace_predict`` itself: another dtype, a non-contiguous array, a frame.
+about 60. The rest is two things, both per call. The Python wrapper encodes its JSON config,
+dispatches over a dozen input kinds and copies the answer out through a ctypes array type it
+creates for the call (``_prediction_output``, the largest part under cProfile). Inside the
+library, a call without a proxy matrix builds a new one, whose ``Context`` reads the cgroup CPU
+quota: 3 ``stat`` and 2 ``open``/``read``/``close`` per prediction (strace on the serving
+benchmark's server). That overhead was about a fifth of a whole one-row request.
+``DenseBooster`` builds the config once. It keeps one proxy matrix per thread and calls
+``XGBoosterPredictFromDense`` as ``inplace_predict`` does for a NumPy array. The call is the
+same, and so are its arguments and its answers (``tests/models/test_xgboost_dense.py`` holds
+them equal). Any other input goes to ``inplace_predict`` itself: another dtype, a
+non-contiguous array, a frame, no rows.
 
 The C functions are XGBoost's public C API (``c_api.h``). ``xgboost.core`` loads them as
 ``_LIB``, a private name. If that is ever missing, ``dense_booster`` hands back the booster
@@ -81,6 +83,12 @@ class DenseBooster:
         return proxy
 
     def inplace_predict(self, data: Any, **options: Any) -> np.ndarray:
+        """``Booster.inplace_predict(data, **options)``: the same values, shape and errors.
+
+        Raises:
+            ValueError: ``data`` has another number of columns than the booster's features.
+            xgboost.core.XGBoostError: the library refused the call.
+        """
         if (
             options
             or type(data) is not np.ndarray
