@@ -21,6 +21,7 @@ unchanged, so serving falls back to plain ``inplace_predict`` and never breaks.
 from __future__ import annotations
 
 import ctypes
+import json
 import math
 import threading
 from typing import Any
@@ -29,16 +30,13 @@ import numpy as np
 import xgboost
 from xgboost import core as _core
 
-#: The arguments ``inplace_predict`` sends with its defaults (values, all trees, NaN missing).
-_CONFIG = _core.make_jcargs(
-    type=0,
-    training=False,
-    iteration_begin=0,
-    iteration_end=0,
-    missing=math.nan,
-    strict_shape=False,
-    cache_id=0,
-)
+#: The arguments ``inplace_predict`` sends with its defaults (values, all trees, NaN missing),
+#: encoded as its ``make_jcargs`` does (json, UTF-8).
+_CONFIG = json.dumps({
+    "type": 0, "training": False, "iteration_begin": 0, "iteration_end": 0,
+    "missing": math.nan, "strict_shape": False, "cache_id": 0,
+}).encode()  # fmt: skip
+_C_FUNCTIONS = ("XGBoosterPredictFromDense", "XGProxyDMatrixCreate", "XGDMatrixFree")
 _FLOAT32 = np.dtype(np.float32)
 #: NumPy's array interface of a C-contiguous float32 matrix, as ``inplace_predict`` sends it.
 _INTERFACE = b'{"data":[%d,false],"shape":[%d,%d],"strides":null,"typestr":"<f4","version":3}'
@@ -128,9 +126,6 @@ def dense_booster(booster: Any) -> Any:
     lib = getattr(_core, "_LIB", None)
     if type(booster) is not xgboost.Booster or lib is None:
         return booster
-    if not all(
-        hasattr(lib, name)
-        for name in ("XGBoosterPredictFromDense", "XGProxyDMatrixCreate", "XGDMatrixFree")
-    ):
+    if not hasattr(_core, "_check_call") or not all(hasattr(lib, name) for name in _C_FUNCTIONS):
         return booster
     return DenseBooster(booster, lib)

@@ -59,9 +59,10 @@ def test_the_same_answers_and_shape_as_inplace_predict(
     assert got.dtype == expected.dtype == np.float32
     assert got.shape == expected.shape
     assert np.array_equal(got, expected)
-    # Called again (the thread's proxy is reused) with other rows: no stale data.
-    other = _matrix(rows, seed=rows + 1)
-    assert np.array_equal(dense.inplace_predict(other), booster.inplace_predict(other))
+    # Called again (the thread's proxy is reused) with other rows, then with another number of
+    # rows: nothing of the previous call is left in the proxy.
+    for other in (_matrix(rows, seed=rows + 1), _matrix(rows + 7, seed=rows + 2), matrix[:1]):
+        assert np.array_equal(dense.inplace_predict(other), booster.inplace_predict(other))
 
 
 def test_the_answer_is_a_copy_not_the_librarys_buffer() -> None:
@@ -134,6 +135,22 @@ def test_anything_but_a_booster_is_returned_as_it_is() -> None:
     onnx_like = SimpleNamespace(inplace_predict=lambda matrix: matrix[:, 0])
     assert dense_booster(onnx_like) is onnx_like
     assert dense_booster(None) is None
+
+
+def test_without_the_c_functions_the_booster_is_served_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another xgboost release without these private names: plain inplace_predict, no error."""
+    from xgboost import core
+
+    booster = _booster("binary:logistic")  # outlives the patches: its __del__ needs _LIB
+    with monkeypatch.context() as patch:
+        patch.delattr(core, "_check_call")
+        assert dense_booster(booster) is booster
+    with monkeypatch.context() as patch:
+        patch.setattr(core, "_LIB", SimpleNamespace())
+        assert dense_booster(booster) is booster
+    assert isinstance(dense_booster(booster), DenseBooster)
 
 
 def test_the_booster_s_own_attributes_are_reachable() -> None:
